@@ -1,0 +1,183 @@
+"""Settings from the environment (12-factor). Unset means the embedded default that runs on a bare laptop."""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+DEBUG = env.bool("OMNIDESK_DEBUG", default=False)
+SECRET_KEY = env("SECRET_KEY", default="dev-insecure-omnidesk-key-change-me" if DEBUG else "omnidesk-unset-secret-key")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "channels",
+    "django_dramatiq",
+    "omnidesk.plugins",
+    "omnidesk.customers",
+    "omnidesk.routing",
+    "omnidesk.tickets",
+    "omnidesk.inbox",
+    "omnidesk.sla",
+    "omnidesk.reports",
+    "omnidesk.workspace",
+    "omnidesk.api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "omnidesk.inbox.middleware.DatabaseUnavailableMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database -------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Concurrent writers (web + in-process worker + pollers) otherwise get "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
+    DATABASES["default"]["TEST"] = {"NAME": env("OMNIDESK_TEST_SQLITE", default=str(BASE_DIR / "db-test.sqlite3"))}
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- channel layer (websockets) -------------------------------------------------------
+REDIS_URL = env("REDIS_URL", default="")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- dramatiq (background work) -------------------------------------------------------
+# Unset: a stub broker consumed by a worker inside the `serve` process (the embedded default).
+DRAMATIQ_BROKER_URL = env("DRAMATIQ_BROKER_URL", default="")
+_dramatiq_middleware = [
+    "dramatiq.middleware.AgeLimit",
+    "dramatiq.middleware.TimeLimit",
+    "dramatiq.middleware.Callbacks",
+    "dramatiq.middleware.Retries",
+    "django_dramatiq.middleware.DbConnectionsMiddleware",
+]
+if DRAMATIQ_BROKER_URL.startswith(("amqp://", "amqps://")):
+    DRAMATIQ_BROKER = {
+        "BROKER": "dramatiq.brokers.rabbitmq.RabbitmqBroker",
+        "OPTIONS": {"url": DRAMATIQ_BROKER_URL},
+        "MIDDLEWARE": _dramatiq_middleware,
+    }
+elif DRAMATIQ_BROKER_URL.startswith(("redis://", "rediss://")):
+    DRAMATIQ_BROKER = {
+        "BROKER": "dramatiq.brokers.redis.RedisBroker",
+        # Requeue a dead worker's in-flight messages after 60 s rather than the stock 10+ minutes.
+        "OPTIONS": {"url": DRAMATIQ_BROKER_URL, "heartbeat_timeout": 60_000, "dead_message_ttl": 86_400_000},
+        "MIDDLEWARE": _dramatiq_middleware,
+    }
+elif DRAMATIQ_BROKER_URL:
+    raise environ.ImproperlyConfigured(
+        f"DRAMATIQ_BROKER_URL must start with redis:// or amqp://, got {DRAMATIQ_BROKER_URL.split(':', 1)[0]}://"
+    )
+else:
+    DRAMATIQ_BROKER = {"BROKER": "dramatiq.brokers.stub.StubBroker", "OPTIONS": {}, "MIDDLEWARE": _dramatiq_middleware}
+DRAMATIQ_TASKS_DATABASE = "default"
+DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
+
+# --- REST API -------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "omnidesk.api.errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "omnidesk API",
+    "DESCRIPTION": "One queue for every channel.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- auth, i18n, static ---------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/admin/login/"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / "media"))
+MEDIA_URL = "media/"
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+# --- omnidesk -------------------------------------------------------------------------
+OMNIDESK = {
+    # Webhook bodies above this are refused with 413 before they are read in full.
+    "WEBHOOK_MAX_BYTES": env.int("OMNIDESK_WEBHOOK_MAX_BYTES", default=1024 * 1024),
+    "ATTACHMENT_MAX_BYTES": env.int("OMNIDESK_ATTACHMENT_MAX_BYTES", default=25 * 1024 * 1024),
+    "ATTACHMENT_BLOCKED_TYPES": env.list(
+        "OMNIDESK_ATTACHMENT_BLOCKED_TYPES",
+        default=["application/x-msdownload", "application/x-dosexec", "application/x-sh"],
+    ),
+    # Pending events older than this are re-enqueued by the sweep (broker down, worker killed).
+    "SWEEP_PENDING_AFTER_S": env.int("OMNIDESK_SWEEP_PENDING_AFTER_S", default=30),
+    "SWEEP_INTERVAL_S": env.int("OMNIDESK_SWEEP_INTERVAL_S", default=60),
+    "APPLY_BATCH": env.int("OMNIDESK_APPLY_BATCH", default=100),
+    "OUTBOX_MAX_ATTEMPTS": env.int("OMNIDESK_OUTBOX_MAX_ATTEMPTS", default=12),
+    # Encrypts channel-account secrets stored in the database; defaults to a key derived from SECRET_KEY.
+    "ENCRYPTION_KEY": env("OMNIDESK_ENCRYPTION_KEY", default=""),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PluginsConfig(AppConfig):
+    name = "omnidesk.plugins"
+    label = "plugins"
+    verbose_name = "Channels"

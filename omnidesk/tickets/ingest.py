@@ -1,0 +1,256 @@
+"""Applying one normalized inbound item to tickets. Every channel goes through here."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from omnidesk.customers.services import customer_resolve
+from omnidesk.plugins.contract import DeliveryUpdate, InboundMessage, MessageUpdate
+from omnidesk.plugins.html import html_to_text, sanitize_html
+from omnidesk.plugins.models import ChannelAccount
+
+from .audit import ticket_event_record
+from .models import Attachment, Message, Ticket, TicketEvent, TicketThread
+from .threading import thread_key_for, ticket_find_for_message
+
+log = logging.getLogger(__name__)
+
+#: a platform clock this far ahead of ours is not believed
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+#: nor a timestamp this old (a Date header from 1970)
+MAX_AGE = timedelta(days=365)
+
+
+@dataclass
+class Outcome:
+    message: Message | None = None
+    duplicate: bool = False
+    ticket_created: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def platform_time(sent_at: datetime | None, received_at: datetime) -> tuple[datetime, str]:
+    """When the customer wrote, falling back to receipt time (and saying why) for absurd clocks."""
+    if sent_at is None:
+        return received_at, "the channel gave no send time; using receipt time"
+    if timezone.is_naive(sent_at):
+        return received_at, "the channel gave a send time without a time zone; using receipt time"
+    if sent_at > received_at + MAX_CLOCK_SKEW:
+        return received_at, f"send time {sent_at.isoformat()} is in the future; using receipt time"
+    if sent_at < received_at - MAX_AGE:
+        return received_at, f"send time {sent_at.isoformat()} is implausibly old; using receipt time"
+    return sent_at, ""
+
+
+def message_ingest(*, account: ChannelAccount, item: InboundMessage, received_at: datetime) -> Outcome:
+    """Customer → ticket → message → audit, idempotent on (account, external id).
+
+    Call inside a transaction; an IntegrityError means another worker won a race and the
+    caller retries, which then finds the existing rows.
+    """
+    existing = Message.objects.filter(account=account, external_id=item.external_id).first()
+    if existing is not None:
+        return Outcome(message=existing, duplicate=True)
+
+    customer, identity, notes = customer_resolve(
+        author=item.author, default_region=account.default_region, seen_at=item.sent_at or received_at
+    )
+    sent_at, clock_note = platform_time(item.sent_at, received_at)
+    if clock_note:
+        notes.append(clock_note)
+    outcome = Outcome(notes=notes)
+
+    ticket, how = ticket_find_for_message(account=account, item=item, customer=customer)
+    if ticket is not None and ticket.status == Ticket.Status.CLOSED:
+        notes.append(f"ticket #{ticket.pk} is closed; a follow-up ticket is opened")
+        ticket = None
+    if ticket is None:
+        ticket = Ticket.objects.create(
+            subject=(item.subject or _subject_from_text(item.text))[:300],
+            origin_account=account,
+            customer=customer,
+            group_id=account.default_group_id,
+            customer_first_message_at=sent_at,
+            last_customer_message_at=sent_at,
+        )
+        outcome.ticket_created = True
+        ticket_event_record(ticket=ticket, action="created", actor=TicketEvent.Actor.CUSTOMER, new=ticket.status)
+    if item.thread_key:
+        TicketThread.objects.update_or_create(
+            account=account, key=thread_key_for(customer=customer, key=item.thread_key), defaults={"ticket": ticket}
+        )
+
+    html = sanitize_html(item.html)
+    text = item.text or (html_to_text(html) if html else "")
+    metadata = dict(item.metadata)
+    if clock_note:
+        metadata["platform_sent_at"] = item.sent_at.isoformat() if item.sent_at else ""
+        metadata["clock_note"] = clock_note
+    message = Message.objects.create(
+        ticket=ticket,
+        account=account,
+        external_id=item.external_id,
+        event_type=item.event_type,
+        thread_key=item.thread_key,
+        direction=Message.Direction.INBOUND,
+        kind=Message.Kind.CALL if item.call else Message.Kind.MESSAGE,
+        visibility=item.visibility,
+        author_identity=identity,
+        subject=item.subject[:300],
+        text=text,
+        html=html,
+        sent_at=sent_at,
+        received_at=received_at,
+        automated=item.automated,
+        reach_followers=item.author.followers,
+        reach_verified=item.author.verified,
+        call=_call_json(item),
+        state=Message.State.RECEIVED,
+        metadata=metadata,
+    )
+    notes += _store_attachments(message, item)
+    if notes:
+        message.metadata = {**message.metadata, "notes": notes}
+        message.save(update_fields=["metadata"])
+    outcome.message = message
+    ticket_event_record(
+        ticket=ticket,
+        action="message_added",
+        actor=TicketEvent.Actor.CUSTOMER,
+        message=message,
+        note=f"threaded by {how}" if how else "",
+    )
+    _advance_ticket_on_customer_message(ticket, message, created=outcome.ticket_created)
+    return outcome
+
+
+def _advance_ticket_on_customer_message(ticket: Ticket, message: Message, *, created: bool) -> None:
+    update: list[str] = []
+    if not created:
+        if ticket.last_customer_message_at is None or message.sent_at > ticket.last_customer_message_at:
+            ticket.last_customer_message_at = message.sent_at
+            update.append("last_customer_message_at")
+        # An out-of-office answer to our "solved" mail must not reopen the ticket.
+        if not message.automated:
+            old = ticket.status
+            if old == Ticket.Status.SOLVED:
+                ticket.status = Ticket.Status.OPEN
+                ticket.reopen_count += 1
+                ticket.solved_at = None
+                update += ["status", "reopen_count", "solved_at"]
+                ticket_event_record(
+                    ticket=ticket, action="reopened", actor=TicketEvent.Actor.CUSTOMER, field="status", old=old,
+                    new=ticket.status, message=message,
+                )
+            elif old in (Ticket.Status.PENDING, Ticket.Status.ON_HOLD):
+                ticket.status = Ticket.Status.OPEN
+                update.append("status")
+                ticket_event_record(
+                    ticket=ticket, action="status_changed", actor=TicketEvent.Actor.CUSTOMER, field="status", old=old,
+                    new=ticket.status, message=message,
+                )
+    if update:
+        ticket.save(update_fields=[*update, "updated_at"])
+
+
+def _subject_from_text(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= 80 else line[:79] + "…"
+
+
+def _call_json(item: InboundMessage) -> dict | None:
+    if item.call is None:
+        return None
+    c = item.call
+    return {
+        "direction": c.direction, "duration_s": c.duration_s, "missed": c.missed, "answered_by": c.answered_by,
+        "recording_url": c.recording_url, "notes": c.notes,
+    }
+
+
+def _store_attachments(message: Message, item: InboundMessage) -> list[str]:
+    limits = settings.OMNIDESK
+    notes = []
+    for att in item.attachments:
+        if len(att.content) > limits["ATTACHMENT_MAX_BYTES"]:
+            notes.append(f"attachment {att.filename!r} not stored: {len(att.content)} bytes is over the limit")
+            continue
+        if att.content_type.lower() in limits["ATTACHMENT_BLOCKED_TYPES"]:
+            notes.append(f"attachment {att.filename!r} not stored: type {att.content_type} is blocked")
+            continue
+        digest = hashlib.sha256(att.content).hexdigest()
+        record = Attachment(
+            message=message, filename=att.filename[:255] or "attachment", content_type=att.content_type[:120],
+            size=len(att.content), sha256=digest, content_id=att.content_id[:255], inline=att.inline,
+        )
+        path = f"attachments/{digest[:2]}/{digest}"
+        if default_storage.exists(path):
+            record.file.name = path  # content-addressed: the same bytes are stored once
+        else:
+            record.file.save(digest, ContentFile(att.content), save=False)
+        record.save()
+    return notes
+
+
+def delivery_update_apply(*, account: ChannelAccount, update: DeliveryUpdate) -> str:
+    """A delivered/read/bounced notice about a message we sent. Returns what happened."""
+    message = Message.objects.filter(
+        account=account, external_id=update.external_id, direction=Message.Direction.OUTBOUND
+    ).select_related("ticket", "outbound__to_identity").first()
+    if message is None:
+        return f"no outbound message {update.external_id!r}; notice recorded only"
+    rank = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
+    if update.state == "failed":
+        message.state = Message.State.FAILED
+        message.state_reason = update.reason[:500]
+        message.save(update_fields=["state", "state_reason"])
+        if update.permanent and hasattr(message, "outbound"):
+            identity = message.outbound.to_identity
+            identity.undeliverable = True
+            identity.undeliverable_reason = update.reason[:300]
+            identity.save(update_fields=["undeliverable", "undeliverable_reason"])
+        ticket_event_record(
+            ticket=message.ticket, action="delivery_failed", message=message, new=update.state,
+            note=("permanent: " if update.permanent else "temporary: ") + update.reason,
+        )
+    elif rank.get(update.state, 0) > rank.get(message.state, 0):
+        old = message.state
+        message.state = update.state
+        message.save(update_fields=["state"])
+        ticket_event_record(
+            ticket=message.ticket, action="delivery_state", message=message, field="state", old=old, new=update.state
+        )
+    return f"{update.state} applied to message {message.pk}"
+
+
+def message_update_apply(*, account: ChannelAccount, update: MessageUpdate) -> str:
+    message = Message.objects.filter(
+        account=account, external_id=update.external_id, direction=Message.Direction.INBOUND
+    ).select_related("ticket").first()
+    if message is None:
+        return f"no message {update.external_id!r}; change recorded only"
+    old_state = message.state
+    fields = ["state"]
+    if update.change == "edited":
+        message.metadata = {**message.metadata, "original_text": message.metadata.get("original_text", message.text)}
+        message.text = update.text
+        fields += ["text", "metadata"]
+        message.state = Message.State.EDITED
+    elif update.change == "unhidden":
+        message.state = Message.State.RECEIVED
+    else:
+        message.state = update.change
+    message.save(update_fields=fields)
+    ticket_event_record(
+        ticket=message.ticket, action=f"message_{update.change}", actor=TicketEvent.Actor.CUSTOMER, message=message,
+        field="state", old=old_state, new=message.state,
+    )
+    return f"message {message.pk} {update.change}"

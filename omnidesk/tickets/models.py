@@ -1,0 +1,193 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Ticket(models.Model):
+    class Status(models.TextChoices):
+        NEW = "new"
+        OPEN = "open"
+        PENDING = "pending"
+        ON_HOLD = "on_hold"
+        SOLVED = "solved"
+        CLOSED = "closed"
+
+    class Priority(models.TextChoices):
+        LOW = "low"
+        NORMAL = "normal"
+        HIGH = "high"
+        URGENT = "urgent"
+
+    subject = models.CharField(max_length=300, blank=True, default="")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW)
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
+    origin_account = models.ForeignKey("plugins.ChannelAccount", on_delete=models.PROTECT, related_name="tickets")
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="tickets")
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_tickets"
+    )
+    group = models.ForeignKey("routing.Group", null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    #: when the customer first wrote, by the PLATFORM's clock (the SLA clock starts here)
+    customer_first_message_at = models.DateTimeField(null=True, blank=True)
+    last_customer_message_at = models.DateTimeField(null=True, blank=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    solved_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    reopen_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "group"]),
+            models.Index(fields=["assignee", "status"]),
+            models.Index(fields=["customer", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.subject}"
+
+
+class TicketThread(models.Model):
+    """A channel conversation key bound to a ticket; unique so two racing workers make one ticket."""
+
+    account = models.ForeignKey("plugins.ChannelAccount", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=512)
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="threads")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "key"], name="thread_unique_key")]
+
+
+class Message(models.Model):
+    class Direction(models.TextChoices):
+        INBOUND = "in"
+        OUTBOUND = "out"
+
+    class Kind(models.TextChoices):
+        MESSAGE = "message"
+        NOTE = "note"
+        CALL = "call"
+
+    class State(models.TextChoices):
+        RECEIVED = "received"
+        EDITED = "edited"
+        HIDDEN = "hidden"
+        REMOVED = "removed"
+        QUEUED = "queued"
+        SENT = "sent"
+        DELIVERED = "delivered"
+        READ = "read"
+        FAILED = "failed"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages")
+    account = models.ForeignKey(
+        "plugins.ChannelAccount", null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
+    )
+    external_id = models.CharField(max_length=512, null=True, blank=True)
+    event_type = models.CharField(max_length=60, blank=True, default="")
+    thread_key = models.CharField(max_length=512, blank=True, default="")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MESSAGE)
+    visibility = models.CharField(max_length=10, choices=[("public", "public"), ("private", "private")])
+    author_identity = models.ForeignKey(
+        "customers.Identity", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    author_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    subject = models.CharField(max_length=300, blank=True, default="")
+    text = models.TextField(blank=True, default="")
+    #: sanitized before storing; safe to render
+    html = models.TextField(blank=True, default="")
+    #: the platform's own timestamp of the message
+    sent_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField()
+    automated = models.BooleanField(default=False)
+    reach_followers = models.PositiveBigIntegerField(null=True, blank=True)
+    reach_verified = models.BooleanField(null=True, blank=True)
+    call = models.JSONField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices)
+    state_reason = models.CharField(max_length=500, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "external_id"], condition=Q(external_id__isnull=False), name="message_unique_external"
+            ),
+        ]
+        indexes = [models.Index(fields=["ticket", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.kind} on #{self.ticket_id}"
+
+
+def _attachment_path(instance: "Attachment", filename: str) -> str:
+    return f"attachments/{instance.sha256[:2]}/{instance.sha256}"
+
+
+class Attachment(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    file = models.FileField(upload_to=_attachment_path, max_length=300)
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=120)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    content_id = models.CharField(max_length=255, blank=True, default="")
+    inline = models.BooleanField(default=False)
+
+
+class TicketEvent(models.Model):
+    """Append-only audit trail: who changed what, from what, to what, when."""
+
+    class Actor(models.TextChoices):
+        SYSTEM = "system"
+        CUSTOMER = "customer"
+        AGENT = "agent"
+        RULE = "rule"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=10, choices=Actor.choices)
+    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    action = models.CharField(max_length=40)
+    field = models.CharField(max_length=40, blank=True, default="")
+    old = models.JSONField(null=True, blank=True)
+    new = models.JSONField(null=True, blank=True)
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    note = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["ticket", "at"])]
+
+
+class OutboundMessage(models.Model):
+    """The outbox: one row per reply to deliver, so a channel outage never loses one."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="outbound")
+    account = models.ForeignKey("plugins.ChannelAccount", on_delete=models.PROTECT, related_name="outbox")
+    to_identity = models.ForeignKey("customers.Identity", on_delete=models.PROTECT, related_name="+")
+    in_reply_to = models.CharField(max_length=512, blank=True, default="")
+    references = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    #: when a sender took it; a SENDING row claimed long ago belongs to a crashed sender
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=1000, blank=True, default="")
+    error_code = models.CharField(max_length=40, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]

@@ -1,0 +1,48 @@
+"""Which ticket a new customer message belongs to. Matching never crosses customers."""
+
+from __future__ import annotations
+
+from omnidesk.customers.models import Customer
+from omnidesk.plugins.contract import InboundMessage
+from omnidesk.plugins.models import ChannelAccount
+
+from .models import Message, Ticket, TicketThread
+
+
+def thread_key_for(*, customer: Customer, key: str) -> str:
+    # Scoped by customer: two people in one public conversation are two tickets.
+    return f"{customer.pk}:{key}"
+
+
+def ticket_find_for_message(
+    *, account: ChannelAccount, item: InboundMessage, customer: Customer
+) -> tuple[Ticket | None, str]:
+    """The ticket `item` continues and how it was found, or (None, "") for a new conversation.
+
+    Order: the messages it answers (most specific reference first), the channel's thread
+    key, then a ticket number the customer quoted.
+    """
+    if item.references:
+        refs = list(dict.fromkeys(item.references))[:50]
+        found = {
+            m.external_id: m.ticket
+            for m in Message.objects.select_related("ticket").filter(
+                account=account, external_id__in=refs, ticket__customer=customer
+            )
+        }
+        for ref in refs:
+            if ref in found:
+                return found[ref], f"reference {ref}"
+    if item.thread_key:
+        thread = (
+            TicketThread.objects.select_related("ticket")
+            .filter(account=account, key=thread_key_for(customer=customer, key=item.thread_key))
+            .first()
+        )
+        if thread is not None:
+            return thread.ticket, "thread"
+    if item.ticket_ref:
+        ticket = Ticket.objects.filter(pk=item.ticket_ref, customer=customer).first()
+        if ticket is not None:
+            return ticket, f"ticket reference #{item.ticket_ref}"
+    return None, ""
