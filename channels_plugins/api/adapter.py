@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import datetime, timedelta, timezone
 
 import requests
 
@@ -14,6 +16,8 @@ from omnidesk.plugins.contract import (
     ChannelPlugin,
     Delivery,
     DeliveryUpdate,
+    DemoAccount,
+    Headers,
     Feature,
     IdentityKind,
     IdentityRef,
@@ -120,6 +124,47 @@ class ApiChannel(ChannelPlugin[ApiConfig]):
                 else (),
             )
         ]
+
+    @classmethod
+    def demo_account(cls) -> DemoAccount:
+        return DemoAccount(
+            name="Demo chat widget",
+            config={"callback_url": os.environ.get("OMNIDESK_DEMO_CALLBACK_URL", "http://127.0.0.1:8000/demo/callback/")},
+            secrets={"secret": os.environ.get("OMNIDESK_DEMO_API_SECRET", "demo-secret")},
+        )
+
+    def demo_events(self) -> list[WebhookRequest | RawEvent]:
+        now = datetime.now(timezone.utc)
+        people = [
+            ("visitor-1", "Grace Hopper", "grace@example.com", "Hi, my card was charged twice for order 1042.", False),
+            ("visitor-2", "Alan Turing", "", "Your status page says all green but checkout fails for me.", True),
+            ("visitor-3", "Katherine Johnson", "katherine@example.com", "How do I change my delivery address?", False),
+            ("visitor-1", "Grace Hopper", "grace@example.com", "Any news? Still charged twice.", False),
+        ]
+        events: list[WebhookRequest | RawEvent] = []
+        for n, (who, name, email, text, public) in enumerate(people):
+            thread = f"demo-chat-{who}"
+            author: dict[str, str] = {"id": who, "name": name}
+            if email:
+                author["email"] = email
+            body = json.dumps(
+                {
+                    "id": f"demo-{now:%Y%m%d%H%M%S}-{n}",
+                    "thread": thread,
+                    "author": author,
+                    "text": text,
+                    "public": public,
+                    "sent_at": (now - timedelta(minutes=30 - 5 * n)).isoformat(),
+                }
+            ).encode()
+            signature = "sha256=" + hmac_sha256(self.config.secret.reveal(), body).hex()
+            events.append(
+                WebhookRequest(
+                    method="POST", url="", query={}, body=body,
+                    headers=Headers({"Content-Type": "application/json", SIGNATURE_HEADER: signature}),
+                )
+            )
+        return events
 
     def check_reply(self, reply: OutboundReply) -> None:
         super().check_reply(reply)

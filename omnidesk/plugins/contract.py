@@ -284,6 +284,15 @@ class Delivery:
     thread_key: str = ""
 
 
+@dataclass(frozen=True)
+class DemoAccount:
+    """What `make run` needs to connect a demo account of a plugin on a bare laptop."""
+
+    name: str
+    config: Mapping[str, object]
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
 C = TypeVar("C", bound=ConfigSchema)
 
 
@@ -327,6 +336,15 @@ class ChannelPlugin(Generic[C]):
         raise CapabilityError(f"the {self.kind} channel cannot send replies")
 
     # helpers plugins may override ------------------------------------------------------
+    @classmethod
+    def demo_account(cls) -> DemoAccount | None:
+        """Settings of the `demo-<kind>` account that `make run` seeds (None: no demo account)."""
+        return None
+
+    def demo_events(self) -> list[WebhookRequest | RawEvent]:
+        """Sample traffic for `make run`: webhook requests (signed, POSTed to /hooks/<slug>/) or raw items."""
+        return []
+
     @classmethod
     def measure(cls, text: str) -> int:
         """Length of a reply as the channel counts it (X overrides with weighted counting)."""
