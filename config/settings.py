@@ -1,5 +1,7 @@
 """Settings from the environment (12-factor). Unset means the embedded default that runs on a bare laptop."""
 
+import os
+import tempfile
 from pathlib import Path
 
 import environ
@@ -71,7 +73,9 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent writers (web + in-process worker + pollers) otherwise get "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
-    DATABASES["default"]["TEST"] = {"NAME": env("OMNIDESK_TEST_SQLITE", default=str(BASE_DIR / "db-test.sqlite3"))}
+    # A file (threads in tests must share it), one per process so parallel runs never collide.
+    _test_db = Path(tempfile.gettempdir()) / f"omnidesk-test-{os.getpid()}.sqlite3"
+    DATABASES["default"]["TEST"] = {"NAME": env("OMNIDESK_TEST_SQLITE", default=str(_test_db))}
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)

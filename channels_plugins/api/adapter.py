@@ -32,6 +32,7 @@ from omnidesk.plugins.contract import (
     hmac_sha256,
     signatures_match,
 )
+from omnidesk.plugins.html import sanitize_html
 
 from . import parsing
 from .client import SIGNATURE_HEADER, CallbackClient
@@ -48,7 +49,7 @@ class ApiChannel(ChannelPlugin[ApiConfig]):
     kind = "api"
     label = "API"
     capabilities = Capabilities(
-        features=frozenset({Feature.PUSH, Feature.PUBLIC_REPLY, Feature.PRIVATE_REPLY, Feature.HTML}),
+        features=frozenset({Feature.PUSH, Feature.PUBLIC_REPLY, Feature.PRIVATE_REPLY, Feature.HANDOFF, Feature.HTML}),
         max_length=parsing.MAX_TEXT,
     )
     config_schema = ApiConfig
@@ -98,7 +99,8 @@ class ApiChannel(ChannelPlugin[ApiConfig]):
             also.append(IdentityRef(IdentityKind.PHONE, phone))
         external_id = parsing.text(data, "id", limit=300)
         body_text = parsing.text(data, "text", required=False, limit=parsing.MAX_TEXT)
-        html = parsing.text(data, "html", required=False, limit=parsing.MAX_TEXT)
+        # Customer HTML is untrusted: parse() hands the core sanitized HTML only.
+        html = sanitize_html(parsing.text(data, "html", required=False, limit=parsing.MAX_TEXT))
         if not body_text and not html:
             raise parsing.MalformedPayload("text: required (or html)")
         sent_at = parsing.timestamp(data, "sent_at")

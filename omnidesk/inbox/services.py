@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from omnidesk.customers.identities import InvalidIdentity
-from omnidesk.plugins.contract import DeliveryUpdate, Ignored, InboundMessage, MessageUpdate, RawEvent
+from omnidesk.plugins.contract import DeliveryUpdate, Ignored, InboundMessage, Invalid, MessageUpdate, RawEvent
 from omnidesk.plugins.errors import PluginError
 from omnidesk.plugins.models import ChannelAccount
 from omnidesk.plugins.services import account_plugin
@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 #: attempts at one item when racing workers keep colliding on unique keys
 RACE_RETRIES = 3
+#: PostgreSQL's answers when workers' batches wait on each other (deadlock detected, serialization
+#: failure, lock not available): the event is left pending and nudged again, never marked failed
+LOCK_CONTENTION_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 
 
 def inbound_event_store(*, account: ChannelAccount, raw: RawEvent) -> tuple[InboundEvent, bool]:
@@ -59,6 +62,8 @@ class ApplyReport:
     failed: int = 0
     ignored: int = 0
     tickets: set[int] = field(default_factory=set)
+    #: left pending because another worker's transaction held what they needed; re-enqueued
+    deferred: list[int] = field(default_factory=list)
 
 
 def inbound_events_apply(*, event_ids: list[int] | None = None, limit: int | None = None) -> ApplyReport:
@@ -82,6 +87,9 @@ def inbound_events_apply(*, event_ids: list[int] | None = None, limit: int | Non
         if touched:
             changes = dict(touched)
             transaction.on_commit(lambda: live.tickets_changed(changes))
+        if report.deferred:
+            deferred = list(report.deferred)
+            transaction.on_commit(lambda: inbound_event_enqueue(deferred))
     return report
 
 
@@ -103,13 +111,21 @@ def _apply_one(event: InboundEvent, account: ChannelAccount, report: ApplyReport
         report.failed += 1
         return
     except Exception as exc:  # a plugin or core bug: keep the event, mark it, move on
+        if _lock_contention(exc):  # a race, not a bug: try again in a later transaction
+            log.info("event %s deferred: %s", event.pk, str(exc).splitlines()[0])
+            report.deferred.append(event.pk)
+            return
         log.exception("event %s of %s could not be applied", event.pk, account.slug)
         _finish(event, InboundEvent.Status.FAILED, f"internal error: {type(exc).__name__}: {exc}", summary, notes)
         report.failed += 1
         return
     if summary["messages"] or summary["duplicates"] or summary["updates"]:
-        _finish(event, InboundEvent.Status.PROCESSED, "", summary, notes)
+        warning = f"{summary['invalid']} invalid record(s) skipped; see notes" if summary["invalid"] else ""
+        _finish(event, InboundEvent.Status.PROCESSED, warning, summary, notes)
         report.applied += 1
+    elif summary["invalid"]:
+        _finish(event, InboundEvent.Status.FAILED, f"all {summary['invalid']} record(s) invalid; see notes", summary, notes)
+        report.failed += 1
     else:
         _finish(event, InboundEvent.Status.IGNORED, "", summary, notes)
         report.ignored += 1
@@ -135,6 +151,9 @@ def _apply_item(account, item, event, summary, notes, touched) -> None:  # type:
                 elif isinstance(item, Ignored):
                     summary[f"ignored:{item.event_type}"] += 1
                     notes.append(f"{item.event_type}: {item.reason}")
+                elif isinstance(item, Invalid):
+                    summary["invalid"] += 1
+                    notes.append(f"invalid {item.where}: {item.reason}")
                 else:
                     raise PluginError(f"parse() returned {type(item).__name__}, which is not part of the contract")
             return
@@ -143,11 +162,15 @@ def _apply_item(account, item, event, summary, notes, touched) -> None:  # type:
                 raise
 
 
+def _lock_contention(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError) and getattr(exc.__cause__, "sqlstate", None) in LOCK_CONTENTION_SQLSTATES
+
+
 def _finish(event: InboundEvent, status: str, error: str, summary: Counter[str], notes: list[str]) -> None:
     event.status = status
     event.error = error
     event.processed_at = timezone.now()
-    event.summary = {**dict(summary), **({"notes": notes[:50]} if notes else {})}
+    event.summary = {**dict(summary), **({"notes": notes[:200]} if notes else {})}
     event.save(update_fields=["status", "error", "processed_at", "summary", "attempts"])
 
 

@@ -222,13 +222,19 @@ DeliveryState = Literal["sent", "delivered", "read", "failed"]
 
 @dataclass(frozen=True)
 class DeliveryUpdate:
-    """News about a message WE sent: delivered, read, bounced."""
+    """News about a message WE sent: delivered, read, bounced.
+
+    Either one message by `external_id`, or — for channels that report a watermark
+    (Messenger `read.watermark`) — every message to `recipient` sent at or before `watermark`.
+    """
 
     external_id: str
     state: DeliveryState
     reason: str = ""
     permanent: bool = False
     at: datetime | None = None
+    recipient: IdentityRef | None = None
+    watermark: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -249,7 +255,15 @@ class Ignored:
     reason: str
 
 
-ParsedItem = InboundMessage | DeliveryUpdate | MessageUpdate | Ignored
+@dataclass(frozen=True)
+class Invalid:
+    """One bad record inside an otherwise good batch (a CDR row): reported, the rest still applied."""
+
+    where: str
+    reason: str
+
+
+ParsedItem = InboundMessage | DeliveryUpdate | MessageUpdate | Ignored | Invalid
 
 
 # --- what send() takes and returns --------------------------------------------------------
@@ -367,6 +381,31 @@ class ChannelPlugin(Generic[C]):
                 )
         if reply.attachments and Feature.ATTACHMENTS not in caps.features:
             raise CapabilityError(f"the {self.label} channel cannot send attachments")
+        self.check_window(reply)
+
+    def check_window(self, reply: OutboundReply, now: datetime | None = None) -> bool:
+        """Apply the declared reply windows; True when the extended (tagged) window is needed.
+
+        Raises ReplyWindowClosed past the last window. Counts from the customer's last message.
+        """
+        caps = self.capabilities
+        if reply.visibility != "private" or caps.reply_window is None or reply.customer_last_message_at is None:
+            return False
+        now = now or datetime.now(reply.customer_last_message_at.tzinfo)
+        age = now - reply.customer_last_message_at
+        if age <= caps.reply_window:
+            return False
+        last = caps.extended_reply_window or caps.reply_window
+        if age <= last:
+            return True
+        raise ReplyWindowClosed(
+            f"the customer last wrote {_ago(age)} ago; {self.label} allows replies for {_ago(last)} after that"
+        )
+
+
+def _ago(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:.0f} days" if hours >= 48 else f"{hours:.0f} hours"
 
 
 def hmac_sha256(secret: str | bytes, body: bytes) -> bytes:

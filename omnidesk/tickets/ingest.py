@@ -200,14 +200,18 @@ def _store_attachments(message: Message, item: InboundMessage) -> list[str]:
     return notes
 
 
+_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
+
+
 def delivery_update_apply(*, account: ChannelAccount, update: DeliveryUpdate) -> str:
-    """A delivered/read/bounced notice about a message we sent. Returns what happened."""
+    """A delivered/read/bounced notice about a message we sent (or a watermark over several)."""
+    if update.watermark is not None and update.recipient is not None:
+        return _watermark_apply(account, update)
     message = Message.objects.filter(
         account=account, external_id=update.external_id, direction=Message.Direction.OUTBOUND
     ).select_related("ticket", "outbound__to_identity").first()
     if message is None:
         return f"no outbound message {update.external_id!r}; notice recorded only"
-    rank = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
     if update.state == "failed":
         message.state = Message.State.FAILED
         message.state_reason = update.reason[:500]
@@ -221,7 +225,7 @@ def delivery_update_apply(*, account: ChannelAccount, update: DeliveryUpdate) ->
             ticket=message.ticket, action="delivery_failed", message=message, new=update.state,
             note=("permanent: " if update.permanent else "temporary: ") + update.reason,
         )
-    elif rank.get(update.state, 0) > rank.get(message.state, 0):
+    elif _RANK.get(update.state, 0) > _RANK.get(message.state, 0):
         old = message.state
         message.state = update.state
         message.save(update_fields=["state"])
@@ -229,6 +233,21 @@ def delivery_update_apply(*, account: ChannelAccount, update: DeliveryUpdate) ->
             ticket=message.ticket, action="delivery_state", message=message, field="state", old=old, new=update.state
         )
     return f"{update.state} applied to message {message.pk}"
+
+
+def _watermark_apply(account: ChannelAccount, update: DeliveryUpdate) -> str:
+    assert update.recipient is not None and update.watermark is not None
+    lower = [state for state, rank in _RANK.items() if rank < _RANK.get(update.state, 0)]
+    updated = Message.objects.filter(
+        account=account,
+        direction=Message.Direction.OUTBOUND,
+        outbound__to_identity__kind=update.recipient.kind.value,
+        outbound__to_identity__namespace=update.recipient.namespace,
+        outbound__to_identity__value=update.recipient.value,
+        sent_at__lte=update.watermark,
+        state__in=lower,
+    ).update(state=update.state)
+    return f"{update.state} applied to {updated} message(s) up to {update.watermark.isoformat()}"
 
 
 def message_update_apply(*, account: ChannelAccount, update: MessageUpdate) -> str:

@@ -37,6 +37,8 @@ class Ticket(models.Model):
     solved_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     reopen_count = models.PositiveIntegerField(default=0)
+    #: when the conversation moved from a public channel to a private one (tweet → DM)
+    handoff_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from omnidesk.customers.models import Identity
 from omnidesk.plugins.contract import OutboundReply, Visibility
-from omnidesk.plugins.errors import CapabilityError
+from omnidesk.plugins.contract import Feature
+from omnidesk.plugins.errors import CapabilityError, ReplyWindowClosed
 from omnidesk.plugins.html import sanitize_html
 from omnidesk.plugins.services import account_plugin
 
@@ -75,7 +76,14 @@ def reply_create(
         customer_last_message_at=answered.sent_at,
         automated=automated,
     )
-    plugin.check_reply(draft)  # raises ReplyTooLong, CapabilityError, ReplyWindowClosed
+    try:
+        plugin.check_reply(draft)  # raises ReplyTooLong, CapabilityError, ReplyWindowClosed
+    except ReplyWindowClosed as exc:
+        others = [
+            f"{i.kind} {i.value}" for i in ticket.customer.identities.exclude(pk=to.pk).filter(undeliverable=False)
+        ]
+        hint = f" Reach the customer another way: {', '.join(others)}." if others else ""
+        raise ReplyWindowClosed(exc.message + "." + hint) from None
 
     now = timezone.now()
     with transaction.atomic():
@@ -117,6 +125,86 @@ def reply_create(
 
         outbound_id = outbound.pk
         transaction.on_commit(lambda: _nudge(send_outbound, outbound_id))
+    return message
+
+
+DEFAULT_HANDOFF_TEXT = "Sorry about this. We have sent you a private message so we can sort it out."
+
+
+def ticket_handoff(*, ticket: Ticket, user: Any, private_text: str, public_text: str = "") -> tuple[Message, Message]:
+    """Public → private in one action, on the same ticket: a short public acknowledgement, then a
+    private message to the same person (tweet → DM, Facebook comment → private reply)."""
+    public = (
+        Message.objects.filter(ticket=ticket, direction=Message.Direction.INBOUND, visibility="public", account__isnull=False)
+        .select_related("account", "author_identity")
+        .order_by("-sent_at", "-pk")
+        .first()
+    )
+    if public is None or public.author_identity is None:
+        raise ReplyRefused("there is no public message from the customer on this ticket to move to a private channel")
+    plugin = account_plugin(public.account)
+    if Feature.HANDOFF not in plugin.capabilities.features:
+        raise CapabilityError(f"the {plugin.label} channel cannot move a conversation to a private one")
+    ack = public_text or getattr(plugin.config, "handoff_template", "") or DEFAULT_HANDOFF_TEXT
+    with transaction.atomic():
+        acknowledgement = reply_create(ticket=ticket, user=user, text=ack, visibility="public", identity=public.author_identity)
+        private = reply_create(
+            ticket=ticket, user=user, text=private_text, visibility="private", identity=public.author_identity
+        )
+        ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        if ticket.handoff_at is None:
+            ticket.handoff_at = timezone.now()
+            ticket.save(update_fields=["handoff_at", "updated_at"])
+        ticket_event_record(
+            ticket=ticket, action="handoff", actor=TicketEvent.Actor.AGENT, actor_user=user, message=private,
+            note=f"public {public.account.kind} conversation moved to a private one",
+        )
+    return acknowledgement, private
+
+
+CALLBACK_OUTCOMES = ("reached", "voicemail", "no_answer")
+
+
+def callback_log(
+    *, ticket: Ticket, user: Any, outcome: str, notes: str = "", duration_s: int = 0
+) -> Message:
+    """Replying on a channel that cannot send (phone): the agent logs the call-back they made.
+
+    Reaching the customer or leaving a voicemail counts as the first response; no answer does not.
+    """
+    if outcome not in CALLBACK_OUTCOMES:
+        raise ReplyRefused(f"outcome must be one of {', '.join(CALLBACK_OUTCOMES)}, not {outcome!r}")
+    if duration_s < 0:
+        raise ReplyRefused("a call cannot last a negative time")
+    call = (
+        Message.objects.filter(ticket=ticket, direction=Message.Direction.INBOUND, kind=Message.Kind.CALL)
+        .select_related("account", "author_identity")
+        .order_by("-sent_at", "-pk")
+        .first()
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        message = Message.objects.create(
+            ticket=ticket, account=call.account if call else None, direction=Message.Direction.OUTBOUND,
+            kind=Message.Kind.CALL, visibility="private", author_user=user, text=notes, sent_at=now, received_at=now,
+            state=Message.State.SENT,
+            call={"direction": "outbound", "duration_s": duration_s, "missed": outcome == "no_answer", "outcome": outcome,
+                  "to": call.author_identity.value if call and call.author_identity else ""},
+        )
+        ticket_event_record(
+            ticket=ticket, action="callback_logged", actor=TicketEvent.Actor.AGENT, actor_user=user, message=message,
+            new=outcome,
+        )
+        update = []
+        if outcome != "no_answer" and ticket.first_response_at is None:
+            ticket.first_response_at = now
+            update.append("first_response_at")
+        if ticket.status == Ticket.Status.NEW:
+            ticket.status = Ticket.Status.OPEN
+            update.append("status")
+        if update:
+            ticket.save(update_fields=[*update, "updated_at"])
     return message
 
 
@@ -173,4 +261,6 @@ def reply_for_outbound(outbound: OutboundMessage) -> OutboundReply:
     )
 
 
-__all__ = ["ReplyRefused", "reply_create", "note_create", "reply_for_outbound", "CapabilityError"]
+__all__ = [
+    "ReplyRefused", "reply_create", "ticket_handoff", "callback_log", "note_create", "reply_for_outbound", "CapabilityError",
+]
