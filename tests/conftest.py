@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timedelta, timezone
 import socket
 from collections.abc import Callable
 from urllib.parse import urlparse
@@ -78,7 +79,8 @@ def api_body(**overrides) -> bytes:  # type: ignore[no-untyped-def]
         "thread": "t-1",
         "author": {"id": "u-1", "name": "Ada Lovelace", "email": "ada@example.com"},
         "text": "My parcel never arrived.",
-        "sent_at": "2026-11-02T09:15:00Z",
+        # three weeks ago: old enough that SLA deadlines have passed, never "implausibly old"
+        "sent_at": (datetime.now(timezone.utc) - timedelta(days=21)).replace(microsecond=0).isoformat(),
     }
     payload.update(overrides)
     return json.dumps(payload).encode()

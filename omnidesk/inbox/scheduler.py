@@ -23,6 +23,7 @@ class Job:
 
 
 def jobs() -> list[Job]:
+    from omnidesk.sla.tasks import sweep_sla
     from omnidesk.tickets.tasks import sweep_outbox
 
     from .tasks import sweep_inbound
@@ -32,6 +33,7 @@ def jobs() -> list[Job]:
         Job("sweep-inbound-all", None, lambda: sweep_inbound.send(0), at_start=True),
         Job("sweep-inbound", settings.OMNIDESK["SWEEP_INTERVAL_S"], lambda: sweep_inbound.send()),
         Job("sweep-outbox", 30.0, lambda: sweep_outbox.send(), at_start=True),
+        Job("sweep-sla", 60.0, lambda: sweep_sla.send(), at_start=True),
     ]
 
 

@@ -17,6 +17,8 @@ from omnidesk.plugins.contract import DeliveryUpdate, InboundMessage, MessageUpd
 from omnidesk.plugins.html import html_to_text, sanitize_html
 from omnidesk.plugins.models import ChannelAccount
 
+from omnidesk.sla.services import sla_customer_message, sla_recompute
+
 from .audit import ticket_event_record
 from .models import Attachment, Message, Ticket, TicketEvent, TicketThread
 from .threading import thread_key_for, ticket_find_for_message
@@ -80,6 +82,7 @@ def message_ingest(*, account: ChannelAccount, item: InboundMessage, received_at
             group_id=account.default_group_id,
             customer_first_message_at=sent_at,
             last_customer_message_at=sent_at,
+            resolution_running_since=sent_at,  # the SLA clock starts when the customer wrote
         )
         outcome.ticket_created = True
         ticket_event_record(ticket=ticket, action="created", actor=TicketEvent.Actor.CUSTOMER, new=ticket.status)
@@ -129,6 +132,10 @@ def message_ingest(*, account: ChannelAccount, item: InboundMessage, received_at
         note=f"threaded by {how}" if how else "",
     )
     _advance_ticket_on_customer_message(ticket, message, created=outcome.ticket_created)
+    if message.automated:
+        sla_recompute(ticket=ticket)
+    else:
+        sla_customer_message(ticket=ticket, at=sent_at)
     return outcome
 
 

@@ -39,6 +39,21 @@ class Ticket(models.Model):
     reopen_count = models.PositiveIntegerField(default=0)
     #: when the conversation moved from a public channel to a private one (tweet → DM)
     handoff_at = models.DateTimeField(null=True, blank=True)
+    # SLA state, maintained by omnidesk.sla.services only
+    sla_policy = models.ForeignKey("sla.Policy", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    sla_reason = models.CharField(max_length=300, blank=True, default="")
+    first_response_due_at = models.DateTimeField(null=True, blank=True)
+    next_response_due_at = models.DateTimeField(null=True, blank=True)
+    resolution_due_at = models.DateTimeField(null=True, blank=True)
+    #: the customer message the next response answers (None = nothing unanswered)
+    awaiting_response_since = models.DateTimeField(null=True, blank=True)
+    #: resolution clock: business seconds used before the current running period, and its start
+    resolution_used_s = models.FloatField(default=0)
+    resolution_running_since = models.DateTimeField(null=True, blank=True)
+    #: which warnings/breaches were already announced, e.g. ["first_response:warning"]
+    sla_announced = models.JSONField(default=list, blank=True)
+    #: earliest instant a warning or breach falls due; the sweep's indexed query reads only this
+    sla_next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
         indexes = [

@@ -15,6 +15,8 @@ from omnidesk.plugins.errors import CapabilityError, ReplyWindowClosed
 from omnidesk.plugins.html import sanitize_html
 from omnidesk.plugins.services import account_plugin
 
+from omnidesk.sla.services import sla_agent_response
+
 from .audit import ticket_event_record
 from .models import Message, OutboundMessage, Ticket, TicketEvent
 
@@ -121,6 +123,8 @@ def reply_create(
             update.append("status")
         if update:
             ticket.save(update_fields=[*update, "updated_at"])
+        if not automated:
+            sla_agent_response(ticket=ticket)
         from .tasks import send_outbound
 
         outbound_id = outbound.pk
@@ -205,6 +209,8 @@ def callback_log(
             update.append("status")
         if update:
             ticket.save(update_fields=[*update, "updated_at"])
+        if outcome != "no_answer":
+            sla_agent_response(ticket=ticket)
     return message
 
 

@@ -1,0 +1,225 @@
+"""SLA deadlines on tickets: chosen policy, first/next response and resolution due, warnings and breaches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+import holidays as holiday_data
+from django.db import transaction
+from django.utils import timezone
+
+from omnidesk.tickets.audit import ticket_event_record
+from omnidesk.tickets.models import Message, Ticket
+
+from .businesstime import BusinessCalendar
+from .models import WEEKDAYS, Calendar, Policy
+
+METRICS = ("first_response", "next_response", "resolution")
+ACTIVE = (Ticket.Status.NEW, Ticket.Status.OPEN)
+PAUSED = (Ticket.Status.PENDING, Ticket.Status.ON_HOLD)
+STOPPED = (Ticket.Status.SOLVED, Ticket.Status.CLOSED)
+
+_calendars: dict[tuple, BusinessCalendar] = {}
+
+
+def business_calendar(calendar: Calendar | None) -> BusinessCalendar:
+    if calendar is None:
+        return _ALWAYS_OPEN
+    key = (calendar.pk, calendar.timezone, repr(calendar.hours), calendar.holiday_country,
+           calendar.holiday_subdivision, repr(calendar.closed_dates))
+    cached = _calendars.get(key)
+    if cached is None:
+        cached = _calendars[key] = _build(calendar)
+    return cached
+
+
+def _build(calendar: Calendar) -> BusinessCalendar:
+    hours = {}
+    for index, day in enumerate(WEEKDAYS):
+        hours[index] = tuple((time.fromisoformat(a), time.fromisoformat(b)) for a, b in calendar.hours.get(day, []))
+    closed = {date.fromisoformat(d) for d in calendar.closed_dates}
+    if calendar.holiday_country:
+        this_year = timezone.now().year
+        years = range(this_year - 2, this_year + 3)
+        closed |= set(
+            holiday_data.country_holidays(calendar.holiday_country, subdiv=calendar.holiday_subdivision or None, years=years)
+        )
+    return BusinessCalendar(tz=ZoneInfo(calendar.timezone), hours=hours, holidays=frozenset(closed))
+
+
+_ALWAYS_OPEN = BusinessCalendar.always_open()
+
+
+def _ticket_visibility(ticket: Ticket) -> str:
+    last = (
+        Message.objects.filter(ticket=ticket, direction=Message.Direction.INBOUND)
+        .order_by("-sent_at", "-pk")
+        .values_list("visibility", flat=True)
+        .first()
+    )
+    return last or "private"
+
+
+def policy_for_ticket(ticket: Ticket, policies: list[Policy] | None = None) -> tuple[Policy | None, str]:
+    """The first active policy whose conditions all hold, and why it matched."""
+    facts = {
+        "priority": ticket.priority,
+        "groups": ticket.group_id,
+        "channels": ticket.origin_account.kind if ticket.origin_account_id else "",
+        "visibility": None,  # looked up only when a policy asks
+    }
+    tags = set(ticket.tags) | set(ticket.customer.tags if ticket.customer_id else [])
+    for policy in policies if policies is not None else Policy.objects.filter(active=True).select_related("calendar"):
+        reasons = []
+        ok = True
+        for key, allowed in policy.conditions.items():
+            if key == "customer_tags":
+                hit = bool(tags & set(allowed))
+                value: object = sorted(tags)
+            else:
+                if key == "visibility" and facts["visibility"] is None:
+                    facts["visibility"] = _ticket_visibility(ticket)
+                value = facts.get(key)
+                hit = value in allowed
+            if not hit:
+                ok = False
+                break
+            reasons.append(f"{key} {value} in {allowed}")
+        if ok:
+            return policy, f"{policy.name}: " + ("; ".join(reasons) if reasons else "no conditions (default)")
+    return None, "no active policy matches"
+
+
+@dataclass(frozen=True)
+class Announcement:
+    metric: str
+    kind: str  # warning | breach
+    due: datetime
+
+
+def sla_recompute(*, ticket: Ticket, now: datetime | None = None, save: bool = True) -> list[Announcement]:
+    """Recompute every deadline of `ticket` and announce warnings/breaches that are now due."""
+    now = now or timezone.now()
+    policy, reason = policy_for_ticket(ticket)
+    ticket.sla_policy = policy
+    ticket.sla_reason = reason[:300]
+    cal = business_calendar(policy.calendar if policy else None)
+    targets = (policy.targets.get(ticket.priority) if policy else None) or {}
+    pct = (policy.warn_at_percent if policy else 80) / 100
+
+    # resolution clock: runs in new/open, pauses in pending/on hold, stops when solved
+    if ticket.resolution_running_since is not None and ticket.status not in ACTIVE:
+        ticket.resolution_used_s += cal.elapsed(ticket.resolution_running_since, now)
+        ticket.resolution_running_since = None
+    elif ticket.resolution_running_since is None and ticket.status in ACTIVE:
+        ticket.resolution_running_since = now
+
+    checks: dict[str, tuple[datetime, datetime]] = {}  # metric → (warn at, due at)
+    first = targets.get("first_response")
+    if first and ticket.first_response_at is None and ticket.customer_first_message_at and ticket.status not in STOPPED:
+        start = ticket.customer_first_message_at
+        checks["first_response"] = (cal.add(start, first * 60 * pct), cal.add(start, first * 60))
+    nxt = targets.get("next_response")
+    if nxt and ticket.first_response_at and ticket.awaiting_response_since and ticket.status not in STOPPED:
+        start = ticket.awaiting_response_since
+        checks["next_response"] = (cal.add(start, nxt * 60 * pct), cal.add(start, nxt * 60))
+    res = targets.get("resolution")
+    if res and ticket.resolution_running_since is not None:
+        run = ticket.resolution_running_since
+        used = ticket.resolution_used_s
+        checks["resolution"] = (cal.add(run, max(res * 60 * pct - used, 0)), cal.add(run, max(res * 60 - used, 0)))
+
+    ticket.first_response_due_at = checks.get("first_response", (None, None))[1]
+    ticket.next_response_due_at = checks.get("next_response", (None, None))[1]
+    ticket.resolution_due_at = checks.get("resolution", (None, None))[1]
+
+    announced = set(ticket.sla_announced)
+    fresh: list[Announcement] = []
+    upcoming: list[datetime] = []
+    for metric, (warn_at, due_at) in checks.items():
+        for kind, at in (("warning", warn_at), ("breach", due_at)):
+            key = f"{metric}:{kind}"
+            if key in announced:
+                continue
+            if at <= now:
+                announced.add(key)
+                fresh.append(Announcement(metric, kind, due_at))
+            else:
+                upcoming.append(at)
+    ticket.sla_announced = sorted(announced)
+    ticket.sla_next_check_at = min(upcoming) if upcoming else None
+    if save:
+        ticket.save(update_fields=[*_SLA_FIELDS, "updated_at"])
+        for a in fresh:
+            ticket_event_record(
+                ticket=ticket, action=f"sla_{a.kind}", field=a.metric, new=a.due.isoformat(),
+                note=f"{a.metric.replace('_', ' ')} {'due' if a.kind == 'warning' else 'overdue since'} {a.due:%Y-%m-%d %H:%M} UTC",
+            )
+    return fresh
+
+
+_SLA_FIELDS = [
+    "sla_policy", "sla_reason", "first_response_due_at", "next_response_due_at", "resolution_due_at",
+    "resolution_used_s", "resolution_running_since", "sla_announced", "sla_next_check_at",
+]
+
+
+def sla_customer_message(*, ticket: Ticket, at: datetime) -> list[Announcement]:
+    """A customer wrote: the next-response clock starts at their message unless one already runs."""
+    if ticket.awaiting_response_since is None:
+        ticket.awaiting_response_since = at
+        ticket.save(update_fields=["awaiting_response_since"])
+    return sla_recompute(ticket=ticket)
+
+
+def sla_agent_response(*, ticket: Ticket) -> list[Announcement]:
+    """An agent answered the customer (a reply or a call-back that reached them)."""
+    ticket.awaiting_response_since = None
+    ticket.sla_announced = [k for k in ticket.sla_announced if not k.startswith("next_response:")]
+    ticket.save(update_fields=["awaiting_response_since", "sla_announced"])
+    return sla_recompute(ticket=ticket)
+
+
+def sla_sweep(*, now: datetime | None = None, limit: int = 1000) -> dict[int, list[Announcement]]:
+    """Tickets whose next warning or breach has come (one indexed range query), announced once each."""
+    now = now or timezone.now()
+    out: dict[int, list[Announcement]] = {}
+    with transaction.atomic():
+        due = list(
+            Ticket.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("customer", "origin_account", "sla_policy__calendar")
+            .filter(sla_next_check_at__lte=now)
+            .order_by("sla_next_check_at")[:limit]
+        )
+        for ticket in due:
+            fresh = sla_recompute(ticket=ticket, now=now)
+            if fresh:
+                out[ticket.pk] = fresh
+        if out:
+            from omnidesk.workspace import live
+
+            changes = {pk: f"sla_{items[-1].kind}" for pk, items in out.items()}
+            transaction.on_commit(lambda: live.tickets_changed(changes))
+    return out
+
+
+def sla_remaining(ticket: Ticket, now: datetime | None = None) -> dict[str, dict[str, object]]:
+    """Each deadline with the time left (negative = overdue), for the API and the queue."""
+    now = now or timezone.now()
+    out: dict[str, dict[str, object]] = {}
+    for metric, due in (
+        ("first_response", ticket.first_response_due_at),
+        ("next_response", ticket.next_response_due_at),
+        ("resolution", ticket.resolution_due_at),
+    ):
+        if due is not None:
+            out[metric] = {"due_at": due, "seconds_left": round((due - now).total_seconds()), "breached": due <= now}
+    return out
+
+
+__all__ = [
+    "business_calendar", "policy_for_ticket", "sla_recompute", "sla_customer_message", "sla_agent_response",
+    "sla_sweep", "sla_remaining", "Announcement",
+]
