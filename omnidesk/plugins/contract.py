@@ -295,7 +295,11 @@ class OutboundReply:
 class Delivery:
     external_id: str
     sent_at: datetime | None = None
+    #: the conversation the customer's answer will arrive in, when it differs (comment → Messenger)
     thread_key: str = ""
+    #: who the channel actually delivered to, when that is a new identity of the same person
+    #: (a Facebook private reply reaches a Messenger id): the core links it to the customer
+    recipient: IdentityRef | None = None
 
 
 @dataclass(frozen=True)

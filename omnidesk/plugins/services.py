@@ -60,6 +60,9 @@ def channel_account_save(
     account.slug = slug
     account.name = name
     account.config = dict(config)
+    if account.pk and merged != stored:
+        # New credentials: try again. Held replies go out on the next outbox sweep.
+        account.needs_reauthorization = False
     account.secrets_encrypted = encrypt_secrets(merged)
     account.enabled = enabled
     account.default_group_id = default_group_id

@@ -14,6 +14,7 @@ from omnidesk.plugins.errors import AuthorizationRequired, PermanentSendError, R
 from omnidesk.plugins.services import account_plugin, channel_account_record_error, channel_account_record_success
 
 from .audit import ticket_event_record
+from .threading import conversation_link
 from .models import Message, OutboundMessage
 from .replies import reply_for_outbound
 
@@ -78,6 +79,10 @@ def outbound_send(*, outbound_id: int) -> SendOutcome:
             message.thread_key = delivery.thread_key
         message.save(update_fields=["external_id", "state", "sent_at", "thread_key"])
         ticket_event_record(ticket=message.ticket, action="reply_sent", message=message, new=delivery.external_id)
+        if delivery.recipient is not None or delivery.thread_key:
+            conversation_link(
+                ticket=message.ticket, account=outbound.account, recipient=delivery.recipient, thread_key=delivery.thread_key
+            )
     channel_account_record_success(account=outbound.account)
     return SendOutcome("sent")
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from omnidesk.customers.models import Customer
-from omnidesk.plugins.contract import InboundMessage
+import logging
+
+from django.db import IntegrityError, transaction
+
+from omnidesk.customers.identities import InvalidIdentity, normalize
+from omnidesk.customers.models import Customer, Identity
+from omnidesk.plugins.contract import IdentityRef, InboundMessage
 from omnidesk.plugins.models import ChannelAccount
 
 from .models import Message, Ticket, TicketThread
@@ -46,3 +51,31 @@ def ticket_find_for_message(
         if ticket is not None:
             return ticket, f"ticket reference #{item.ticket_ref}"
     return None, ""
+
+
+def conversation_link(*, ticket: Ticket, account: ChannelAccount, recipient: IdentityRef | None, thread_key: str) -> None:
+    """After a reply opened a new conversation (comment → Messenger), make the answer land on this ticket.
+
+    The recipient identity is linked to the ticket's customer (never taken from another customer),
+    and the new thread key is bound to the ticket.
+    """
+    customer = ticket.customer
+    if recipient is not None:
+        try:
+            ref = normalize(recipient, default_region=account.default_region)
+        except InvalidIdentity as exc:
+            logging.getLogger(__name__).warning("delivery recipient ignored: %s", exc)
+            return
+        try:
+            with transaction.atomic():
+                identity, _ = Identity.objects.get_or_create(
+                    kind=ref.kind.value, namespace=ref.namespace, value=ref.value, defaults={"customer": customer}
+                )
+        except IntegrityError:
+            identity = Identity.objects.get(kind=ref.kind.value, namespace=ref.namespace, value=ref.value)
+        if identity.customer_id != customer.pk:
+            return  # known as someone else: never merge silently
+    if thread_key:
+        TicketThread.objects.update_or_create(
+            account=account, key=thread_key_for(customer=customer, key=thread_key), defaults={"ticket": ticket}
+        )

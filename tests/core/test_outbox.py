@@ -139,3 +139,43 @@ def test_notes_are_internal(ticket, agent):
     assert OutboundMessage.objects.count() == 0
     ticket.refresh_from_db()
     assert ticket.first_response_at is None
+
+
+def test_a_delivery_to_a_new_identity_links_the_answer_to_the_same_ticket(ticket, api_account):
+    """Comment → private reply: the customer answers from a new id; that answer lands on this ticket."""
+    from omnidesk.customers.models import Identity
+    from omnidesk.plugins.contract import Author, IdentityKind, IdentityRef, InboundMessage
+    from omnidesk.tickets.ingest import message_ingest
+    from omnidesk.tickets.threading import conversation_link
+
+    new_id = IdentityRef(IdentityKind.EXTERNAL, "inbox-user-9", "acme-api")
+    conversation_link(ticket=ticket, account=api_account, recipient=new_id, thread_key="dm:inbox-user-9")
+    assert Identity.objects.get(value="inbox-user-9").customer_id == ticket.customer_id
+    answer = InboundMessage(external_id="dm-1", event_type="message", thread_key="dm:inbox-user-9",
+                            author=Author(new_id), text="here is my order number")
+    from django.utils import timezone
+
+    assert message_ingest(account=api_account, item=answer, received_at=timezone.now()).message.ticket_id == ticket.pk
+
+
+def test_a_delivery_never_takes_another_customers_identity(ticket, api_account):
+    from omnidesk.customers.models import Customer, Identity
+    from omnidesk.plugins.contract import IdentityKind, IdentityRef
+    from omnidesk.tickets.threading import conversation_link
+
+    other = Identity.objects.create(customer=Customer.objects.create(), kind="external", namespace="acme-api", value="taken")
+    conversation_link(ticket=ticket, account=api_account, recipient=IdentityRef(IdentityKind.EXTERNAL, "taken", "acme-api"),
+                      thread_key="dm:taken")
+    other.refresh_from_db()
+    assert other.customer_id != ticket.customer_id
+
+
+def test_new_credentials_clear_needs_reauthorization(api_account):
+    api_account.needs_reauthorization = True
+    api_account.save()
+    channel_account_save(kind="api", slug="acme-api", name="Acme", config={}, account=api_account)
+    api_account.refresh_from_db()
+    assert api_account.needs_reauthorization  # nothing changed: still waiting
+    channel_account_save(kind="api", slug="acme-api", name="Acme", config={}, secrets={"secret": "rotated"}, account=api_account)
+    api_account.refresh_from_db()
+    assert not api_account.needs_reauthorization

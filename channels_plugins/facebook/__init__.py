@@ -1,0 +1,1 @@
+"""Facebook Pages channel: Page feed comments (public) and Messenger (private), one account per Page."""
