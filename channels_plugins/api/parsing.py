@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from omnidesk.plugins.contract import MalformedPayload, UnsupportedEvent
@@ -17,7 +17,9 @@ def load_object(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise MalformedPayload(f"body is not UTF-8 (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
-        raise MalformedPayload(f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise MalformedPayload(f"body is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, arrays nested 10,000 deep
+        raise MalformedPayload(f"body is not JSON we can read: {exc}") from None
     if not isinstance(data, dict):
         raise MalformedPayload(f"body must be a JSON object, got {type(data).__name__}")
     return data
@@ -72,4 +74,7 @@ def timestamp(data: dict[str, Any], key: str) -> datetime | None:
         raise MalformedPayload(f"{key}: {value!r} is not an ISO 8601 date-time") from None
     if parsed.tzinfo is None:
         raise MalformedPayload(f"{key}: {value!r} has no time zone (add Z or +hh:mm)")
-    return parsed
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is past the last representable instant
+        raise MalformedPayload(f"{key}: {value!r} is out of range") from None

@@ -1,0 +1,1 @@
+"""Templates `manage.py startplugin` lays out a new channel plugin from (string.Template, `${...}`)."""
