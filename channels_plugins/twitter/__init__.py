@@ -1,0 +1,1 @@
+"""The X (Twitter) channel plugin."""
