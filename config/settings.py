@@ -173,6 +173,9 @@ OMNIDESK = {
     "SWEEP_INTERVAL_S": env.int("OMNIDESK_SWEEP_INTERVAL_S", default=60),
     "APPLY_BATCH": env.int("OMNIDESK_APPLY_BATCH", default=100),
     "OUTBOX_MAX_ATTEMPTS": env.int("OMNIDESK_OUTBOX_MAX_ATTEMPTS", default=12),
+    # Platform timestamps older than this fall back to receipt time (historic imports need years).
+    "MAX_MESSAGE_AGE_DAYS": env.int("OMNIDESK_MAX_MESSAGE_AGE_DAYS", default=3650),
+    "IMPORT_MAX_BYTES": env.int("OMNIDESK_IMPORT_MAX_BYTES", default=50 * 1024 * 1024),
     # Encrypts channel-account secrets stored in the database; defaults to a key derived from SECRET_KEY.
     "ENCRYPTION_KEY": env("OMNIDESK_ENCRYPTION_KEY", default=""),
 }

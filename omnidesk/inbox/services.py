@@ -157,6 +157,11 @@ def _apply_item(account, item, event, summary, notes, touched) -> None:  # type:
                 else:
                     raise PluginError(f"parse() returned {type(item).__name__}, which is not part of the contract")
             return
+        except InvalidIdentity as exc:
+            # One unusable author (a garbled number in a CDR row) is one bad record, not a bad batch.
+            summary["invalid"] += 1
+            notes.append(f"invalid {getattr(item, 'external_id', '?')}: {exc}")
+            return
         except IntegrityError:
             if attempt == RACE_RETRIES - 1:
                 raise

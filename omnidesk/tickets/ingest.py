@@ -17,7 +17,7 @@ from omnidesk.plugins.contract import DeliveryUpdate, InboundMessage, MessageUpd
 from omnidesk.plugins.html import html_to_text, sanitize_html
 from omnidesk.plugins.models import ChannelAccount
 
-from omnidesk.sla.services import sla_customer_message, sla_recompute
+from omnidesk.sla.services import sla_agent_response, sla_customer_message, sla_recompute
 
 from .audit import ticket_event_record
 from .models import Attachment, Message, Ticket, TicketEvent, TicketThread
@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 
 #: a platform clock this far ahead of ours is not believed
 MAX_CLOCK_SKEW = timedelta(minutes=5)
-#: nor a timestamp this old (a Date header from 1970)
-MAX_AGE = timedelta(days=365)
+def _max_age() -> timedelta:
+    """Older platform timestamps are not believed (a Date header from 1970). Historic CDR imports
+    are legitimately old, hence a generous, configurable bound."""
+    return timedelta(days=settings.OMNIDESK.get("MAX_MESSAGE_AGE_DAYS", 3650))
 
 
 @dataclass
@@ -47,7 +49,7 @@ def platform_time(sent_at: datetime | None, received_at: datetime) -> tuple[date
         return received_at, "the channel gave a send time without a time zone; using receipt time"
     if sent_at > received_at + MAX_CLOCK_SKEW:
         return received_at, f"send time {sent_at.isoformat()} is in the future; using receipt time"
-    if sent_at < received_at - MAX_AGE:
+    if sent_at < received_at - _max_age():
         return received_at, f"send time {sent_at.isoformat()} is implausibly old; using receipt time"
     return sent_at, ""
 
@@ -132,11 +134,24 @@ def message_ingest(*, account: ChannelAccount, item: InboundMessage, received_at
         note=f"threaded by {how}" if how else "",
     )
     _advance_ticket_on_customer_message(ticket, message, created=outcome.ticket_created)
-    if message.automated:
+    if item.call is not None and item.call.direction == "inbound" and not item.call.missed:
+        # Answered live: the customer was served while they called.
+        _answered_live(ticket, message)
+    elif message.automated:
         sla_recompute(ticket=ticket)
     else:
         sla_customer_message(ticket=ticket, at=sent_at)
     return outcome
+
+
+def _answered_live(ticket: Ticket, message: Message) -> None:
+    if ticket.first_response_at is None:
+        ticket.first_response_at = message.sent_at
+        ticket.save(update_fields=["first_response_at", "updated_at"])
+    if ticket.status == Ticket.Status.NEW:
+        ticket.status = Ticket.Status.OPEN
+        ticket.save(update_fields=["status", "updated_at"])
+    sla_agent_response(ticket=ticket)
 
 
 def _advance_ticket_on_customer_message(ticket: Ticket, message: Message, *, created: bool) -> None:

@@ -133,6 +133,9 @@ class Batch(ChannelPlugin[ConfigSchema]):
         for n, row in enumerate(rows, 1):
             if row == "bad":
                 out.append(Invalid(f"line {n}", "bad date 'yesterday'"))
+            elif row == "badphone":
+                out.append(InboundMessage(external_id=row, event_type="call", thread_key=row, text="call", sent_at=NOW,
+                                          author=Author(IdentityRef(IdentityKind.PHONE, "garbage"))))
             else:
                 out.append(InboundMessage(external_id=row, event_type="call", thread_key=row, author=author, text="call",
                                           sent_at=NOW, call=CallDetails(direction="inbound")))
@@ -172,3 +175,33 @@ def test_a_read_watermark_marks_every_earlier_reply_read(api_account, post_hook,
                             watermark=NOW + timedelta(minutes=15))
     assert "2 message(s)" in delivery_update_apply(account=api_account, update=update)
     assert dict(Message.objects.filter(direction="out").values_list("external_id", "state")) == {"o0": "read", "o1": "read", "o2": "sent"}
+
+
+@pytest.mark.django_db
+def test_a_call_answered_live_is_the_first_response(api_account):
+    author = Author(IdentityRef(IdentityKind.PHONE, "+442079460958"))
+    item = InboundMessage(
+        external_id="call-9", event_type="call", thread_key="+442079460958", author=author, text="Call, 4 min",
+        sent_at=NOW, call=CallDetails(direction="inbound", duration_s=240, answered_by="201"),
+    )
+    ticket = message_ingest(account=api_account, item=item, received_at=NOW).message.ticket
+    ticket.refresh_from_db()
+    assert ticket.first_response_at == NOW and ticket.status == "open"
+    assert ticket.first_response_due_at is None and ticket.next_response_due_at is None
+
+
+@pytest.mark.django_db
+def test_one_unusable_author_in_a_batch_is_one_invalid_record():
+    from omnidesk.plugins.registry import registry
+
+    registry().plugins["batch"] = Batch
+    try:
+        account = channel_account_save(kind="batch", slug="cdr", name="CDR", config={})
+        inbound_event_store(account=account, raw=RawEvent(body=b"c1\nbadphone"))
+        inbound_events_apply()
+    finally:
+        registry().plugins.pop("batch")
+    event = InboundEvent.objects.get()
+    assert event.status == "processed" and event.summary["invalid"] == 1
+    assert any("not a phone number" in n for n in event.summary["notes"])
+    assert list(Message.objects.values_list("external_id", flat=True)) == ["c1"]
