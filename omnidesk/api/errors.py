@@ -10,9 +10,19 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from omnidesk.plugins.errors import PluginError, RetryableSendError
+from omnidesk.plugins.registry import UnknownPlugin
+from omnidesk.tickets.replies import ReplyRefused
+from omnidesk.tickets.services import TicketChangeInvalid
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ReplyRefused):
+        return Response({"error": "reply_refused", "detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, TicketChangeInvalid):
+        return Response({"error": "invalid_change", "detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, UnknownPlugin):
+        # an account of a plugin that was uninstalled: the desk's setup, not the caller, must change
+        return Response({"error": "plugin_missing", "detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
     if isinstance(exc, PluginError):
         code = status.HTTP_503_SERVICE_UNAVAILABLE if isinstance(exc, RetryableSendError) else status.HTTP_400_BAD_REQUEST
         return Response({"error": exc.code, "detail": exc.message}, status=code)

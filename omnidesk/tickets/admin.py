@@ -75,7 +75,8 @@ class TicketAdmin(admin.ModelAdmin):
     fields = [
         "subject", *EDITABLE, "origin_account", "customer", "tags", "created_at", "updated_at",
         "customer_first_message_at", "last_customer_message_at", "first_response_at", "solved_at", "closed_at",
-        "reopen_count",
+        "reopen_count", "handoff_at", "sla_policy", "sla_reason", "first_response_due_at", "next_response_due_at",
+        "resolution_due_at",
     ]
     readonly_fields = [f for f in fields if f not in EDITABLE]
     inlines = [MessageInline, TicketEventInline]

@@ -8,6 +8,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from omnidesk.sla.services import sla_recompute
+
 from .audit import ticket_event_record
 from .models import Ticket, TicketEvent
 
@@ -39,6 +41,7 @@ def ticket_update(
 
     Solving stamps solved_at, reopening (to new/open/pending/on_hold) clears it; closing stamps
     closed_at (and solved_at if the ticket skipped solved), leaving closed clears closed_at.
+    SLA deadlines are recomputed whenever status, priority or group change.
     """
     if status is not UNSET and status not in Ticket.Status.values:
         raise TicketChangeInvalid(f"unknown status {status!r}; use one of {', '.join(Ticket.Status.values)}")
@@ -75,6 +78,9 @@ def ticket_update(
             changed.append("assignee")
         if changed:
             locked.save(update_fields=[*changed, "updated_at"])
+            if {"status", "priority", "group"} & set(changed):
+                # pending pauses the resolution clock, solved stops it; priority and group pick the policy
+                sla_recompute(ticket=locked, now=now)
             ticket_id = locked.pk
             transaction.on_commit(lambda: _broadcast(ticket_id))
     return locked

@@ -1,0 +1,155 @@
+"""Tickets, customers and health. Thin: scope with a selector, call one service, serialize."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from omnidesk.customers.models import Identity
+from omnidesk.customers.selectors import customer_list_for_user
+from omnidesk.tickets.replies import note_create, reply_create
+from omnidesk.tickets.selectors import ticket_list_for_user
+from omnidesk.tickets.services import ticket_update
+
+from .filters import CUSTOMER_FILTERS, TICKET_FILTERS, customer_filter, ticket_filter
+from .health import health_run
+from .permissions import IsDeskStaff
+from .serializers import (
+    CustomerSerializer,
+    ErrorSerializer,
+    MessageSerializer,
+    NoteSerializer,
+    ReplySerializer,
+    TicketDetailSerializer,
+    TicketSerializer,
+    TicketUpdateSerializer,
+)
+from .views_common import ScopedObjectMixin
+
+_NOT_FOUND = OpenApiResponse(ErrorSerializer, description="no such ticket among those you can see")
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=TICKET_FILTERS, responses={200: TicketSerializer(many=True), 400: ErrorSerializer}),
+    retrieve=extend_schema(responses={200: TicketDetailSerializer, 404: _NOT_FOUND}),
+    partial_update=extend_schema(
+        request=TicketUpdateSerializer,
+        responses={200: TicketDetailSerializer, 400: ErrorSerializer, 404: _NOT_FOUND},
+        description="Change status, priority, group or assignee; each change is recorded in the audit trail.",
+    ),
+)
+class TicketViewSet(ScopedObjectMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Tickets of the groups you belong to (managers: all), newest activity first."""
+
+    permission_classes = [IsDeskStaff]
+    serializer_class = TicketSerializer
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    noun = "ticket"
+
+    def get_queryset(self) -> Any:
+        qs = ticket_list_for_user(user=self.request.user).select_related("sla_policy")
+        if self.action == "list":
+            return ticket_filter(qs, params=self.request.query_params, user=self.request.user)
+        return qs.order_by("-updated_at", "-pk")
+
+    def get_serializer_class(self) -> Any:
+        return TicketDetailSerializer if self.action in ("retrieve", "partial_update") else TicketSerializer
+
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        ticket = self.get_object()
+        body = TicketUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        ticket = ticket_update(ticket=ticket, user=request.user, **body.validated_data)
+        return Response(TicketDetailSerializer(ticket, context=self.get_serializer_context()).data)
+
+    @extend_schema(
+        request=ReplySerializer,
+        responses={202: MessageSerializer, 400: ErrorSerializer, 404: _NOT_FOUND},
+        description=(
+            "Queue a reply on the channel and identity of the customer's last message (or the identity "
+            "given). 202: the reply is in the outbox; its `delivery` tells how sending goes. 400 when the "
+            "channel cannot take it (too long, no such capability, reply window closed)."
+        ),
+    )
+    @action(detail=True, methods=["post"])
+    def replies(self, request: Request, pk: str | None = None) -> Response:
+        ticket = self.get_object()
+        body = ReplySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        identity = None
+        if "identity" in data:
+            identity = Identity.objects.filter(pk=data["identity"], customer_id=ticket.customer_id).first()
+            if identity is None:
+                raise ValidationError({"identity": f"the ticket's customer has no identity {data['identity']}"})
+        message = reply_create(
+            ticket=ticket, user=request.user, text=data["text"], visibility=data.get("visibility"),
+            identity=identity, html=data.get("html", ""),
+        )  # ReplyRefused and plugin errors → 400 through api/errors.py
+        return Response(MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=NoteSerializer, responses={201: MessageSerializer, 400: ErrorSerializer, 404: _NOT_FOUND})
+    @action(detail=True, methods=["post"])
+    def notes(self, request: Request, pk: str | None = None) -> Response:
+        ticket = self.get_object()
+        body = NoteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        message = note_create(ticket=ticket, user=request.user, text=body.validated_data["text"])
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=CUSTOMER_FILTERS, responses={200: CustomerSerializer(many=True), 400: ErrorSerializer}),
+    retrieve=extend_schema(responses={200: CustomerSerializer, 404: ErrorSerializer}),
+)
+class CustomerViewSet(ScopedObjectMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Customers with their channel identities: yours are those with a ticket in one of your groups."""
+
+    permission_classes = [IsDeskStaff]
+    serializer_class = CustomerSerializer
+    noun = "customer"
+
+    def get_queryset(self) -> Any:
+        qs = customer_list_for_user(user=self.request.user)
+        if self.action == "list":
+            return customer_filter(qs, params=self.request.query_params)
+        return qs.order_by("-pk")
+
+
+class CheckSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    detail = serializers.CharField()
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.CharField(help_text="ok or failing")
+    checks = serializers.DictField(child=CheckSerializer(), help_text="database, broker, channel_layer")
+    error = serializers.CharField(required=False, help_text="'unhealthy' when status is failing")
+    detail = serializers.CharField(required=False, help_text="the failing components and why")
+
+
+class HealthViewSet(viewsets.ViewSet):
+    """Is this desk able to work? No login needed; answers within a few seconds."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer}, auth=[])
+    def list(self, request: Request) -> Response:
+        results = health_run()
+        body: dict[str, Any] = {
+            "status": "ok" if all(c.ok for c in results.values()) else "failing",
+            "checks": {name: {"ok": c.ok, "detail": c.detail} for name, c in results.items()},
+        }
+        if body["status"] == "ok":
+            return Response(body)
+        failing = [f"{name}: {c.detail}" for name, c in results.items() if not c.ok]
+        body.update(error="unhealthy", detail="; ".join(failing))
+        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "10"})
