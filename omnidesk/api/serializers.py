@@ -223,6 +223,25 @@ class ReplySerializer(serializers.Serializer):
         return value
 
 
+class HandoffSerializer(serializers.Serializer):
+    private_text = serializers.CharField(help_text="the first private message (the DM / Messenger reply)")
+    public_text = serializers.CharField(
+        required=False, default="", allow_blank=True,
+        help_text="the public acknowledgement; default: the account's handoff template",
+    )
+
+
+class HandoffResultSerializer(serializers.Serializer):
+    public = MessageSerializer()
+    private = MessageSerializer()
+
+
+class CallbackSerializer(serializers.Serializer):
+    outcome = serializers.ChoiceField(choices=[(o, o) for o in ("reached", "voicemail", "no_answer")])
+    notes = serializers.CharField(required=False, default="", allow_blank=True)
+    duration_s = serializers.IntegerField(required=False, default=0, min_value=0)
+
+
 class NoteSerializer(serializers.Serializer):
     text = serializers.CharField(help_text="an internal note; never sent to the customer")
 

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from omnidesk.customers.models import Identity
 from omnidesk.customers.selectors import customer_list_for_user
-from omnidesk.tickets.replies import note_create, reply_create
+from omnidesk.tickets.replies import callback_log, note_create, reply_create, ticket_handoff
 from omnidesk.tickets.selectors import ticket_list_for_user
 from omnidesk.tickets.services import ticket_update
 
@@ -22,8 +22,11 @@ from .filters import CUSTOMER_FILTERS, TICKET_FILTERS, customer_filter, ticket_f
 from .health import health_run
 from .permissions import IsDeskStaff
 from .serializers import (
+    CallbackSerializer,
     CustomerSerializer,
     ErrorSerializer,
+    HandoffResultSerializer,
+    HandoffSerializer,
     MessageSerializer,
     NoteSerializer,
     ReplySerializer,
@@ -94,6 +97,39 @@ class TicketViewSet(ScopedObjectMixin, mixins.ListModelMixin, mixins.RetrieveMod
             identity=identity, html=data.get("html", ""),
         )  # ReplyRefused and plugin errors → 400 through api/errors.py
         return Response(MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=HandoffSerializer,
+        responses={202: HandoffResultSerializer, 400: ErrorSerializer, 404: _NOT_FOUND},
+        description=(
+            "Move a public conversation to a private one on the same ticket: a short public "
+            "acknowledgement, then a private message to the same person (tweet → DM, comment → Messenger)."
+        ),
+    )
+    @action(detail=True, methods=["post"])
+    def handoff(self, request: Request, pk: str | None = None) -> Response:
+        ticket = self.get_object()
+        body = HandoffSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        public, private = ticket_handoff(
+            ticket=ticket, user=request.user, private_text=body.validated_data["private_text"],
+            public_text=body.validated_data["public_text"],
+        )
+        data = {"public": MessageSerializer(public).data, "private": MessageSerializer(private).data}
+        return Response(data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=CallbackSerializer,
+        responses={201: MessageSerializer, 400: ErrorSerializer, 404: _NOT_FOUND},
+        description="Log a call-back on a channel that cannot send (phone); reached or voicemail is a response.",
+    )
+    @action(detail=True, methods=["post"])
+    def callbacks(self, request: Request, pk: str | None = None) -> Response:
+        ticket = self.get_object()
+        body = CallbackSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        message = callback_log(ticket=ticket, user=request.user, **body.validated_data)
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=NoteSerializer, responses={201: MessageSerializer, 400: ErrorSerializer, 404: _NOT_FOUND})
     @action(detail=True, methods=["post"])

@@ -9,6 +9,8 @@ import json
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 
+from .errors import ConfigInvalid
+
 
 def _fernet() -> Fernet:
     key = settings.OMNIDESK["ENCRYPTION_KEY"]
@@ -27,5 +29,8 @@ def decrypt_secrets(token: str) -> dict[str, str]:
     try:
         data = json.loads(_fernet().decrypt(token.encode()))
     except InvalidToken as exc:
-        raise ValueError("stored secrets cannot be decrypted: was SECRET_KEY or OMNIDESK_ENCRYPTION_KEY changed?") from exc
+        raise ConfigInvalid(
+            "the account's stored secrets cannot be decrypted (was SECRET_KEY or OMNIDESK_ENCRYPTION_KEY changed?); "
+            "enter them again"
+        ) from exc
     return {str(k): str(v) for k, v in data.items()}

@@ -161,3 +161,56 @@ def test_put_and_delete_are_not_offered(manager, two_groups):
     client = client_for(manager)
     assert client.put(f"/api/v1/tickets/{mine.pk}/", {}, format="json").status_code == 405
     assert client.delete(f"/api/v1/tickets/{mine.pk}/").status_code == 405
+
+
+
+def test_handoff_endpoint_moves_a_public_conversation_to_private(agent, sending_account, deliver):
+    ticket = deliver(public=True)
+    resp = client_for(agent).post(f"/api/v1/tickets/{ticket.pk}/handoff/", {"private_text": "Your order number?"}, format="json")
+    assert resp.status_code == 202, resp.content
+    assert (resp.data["public"]["visibility"], resp.data["private"]["visibility"]) == ("public", "private")
+    ticket.refresh_from_db()
+    assert ticket.handoff_at is not None
+    again = client_for(agent).post(f"/api/v1/tickets/{ticket.pk}/handoff/", {}, format="json")
+    assert again.status_code == 400 and "private_text" in again.data["detail"]
+
+
+def test_handoff_without_a_public_message_is_a_clear_400(agent, sending_account, deliver):
+    ticket = deliver(public=False)
+    resp = client_for(agent).post(f"/api/v1/tickets/{ticket.pk}/handoff/", {"private_text": "hi"}, format="json")
+    assert resp.status_code == 400 and resp.data["error"] == "reply_refused"
+    assert "no public message" in resp.data["detail"]
+
+
+def test_callback_endpoint_logs_a_call_and_counts_as_response(agent, api_account, deliver):
+    ticket = deliver()
+    bad = client_for(agent).post(f"/api/v1/tickets/{ticket.pk}/callbacks/", {"outcome": "maybe"}, format="json")
+    assert bad.status_code == 400 and "outcome" in bad.data["detail"]
+    resp = client_for(agent).post(
+        f"/api/v1/tickets/{ticket.pk}/callbacks/", {"outcome": "reached", "notes": "refund agreed", "duration_s": 95},
+        format="json",
+    )
+    assert resp.status_code == 201, resp.content
+    ticket.refresh_from_db()
+    assert ticket.first_response_at is not None
+    assert ticket.events.filter(action="callback_logged", new="reached").exists()
+
+
+def test_other_groups_cannot_hand_off_or_log_calls(django_user_model, sending_account, deliver, billing):
+    from .conftest import _user
+
+    ticket = deliver(public=True)
+    stranger = client_for(_user(django_user_model, "eve", role="agent", groups=(billing,)))
+    for path, body in (("handoff", {"private_text": "x"}), ("callbacks", {"outcome": "reached"})):
+        resp = stranger.post(f"/api/v1/tickets/{ticket.pk}/{path}/", body, format="json")
+        assert resp.status_code == 404, (path, resp.content)
+    assert not ticket.events.filter(action__in=["handoff", "callback_logged"]).exists()
+
+
+@pytest.mark.django_db
+def test_undecryptable_secrets_are_a_clear_error_not_a_500(agent, sending_account, deliver):
+    ticket = deliver()
+    type(sending_account).objects.filter(pk=sending_account.pk).update(secrets_encrypted="gAAAAA-garbage")
+    resp = client_for(agent).post(f"/api/v1/tickets/{ticket.pk}/replies/", {"text": "hi"}, format="json")
+    assert resp.status_code == 400 and resp.data["error"] == "config_invalid"
+    assert "cannot be decrypted" in resp.data["detail"]
