@@ -11,6 +11,7 @@ from rest_framework.routers import DefaultRouter
 
 from .accounts import ChannelAccountViewSet, ChannelViewSet
 from .calls import CallImportView
+from .sla import CalendarViewSet, PolicyViewSet
 from .views import CustomerViewSet, HealthViewSet, TicketViewSet
 
 
@@ -31,6 +32,8 @@ router.register("channels", ChannelViewSet, basename="channel")
 router.register("channel-accounts", ChannelAccountViewSet, basename="channel-account")
 router.register("tickets", TicketViewSet, basename="ticket")
 router.register("customers", CustomerViewSet, basename="customer")
+router.register("sla/policies", PolicyViewSet, basename="sla-policy")
+router.register("sla/calendars", CalendarViewSet, basename="sla-calendar")
 
 
 def not_found(request: HttpRequest, rest: str) -> JsonResponse:

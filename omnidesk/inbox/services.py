@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
+from omnidesk.broker import nudge
 from omnidesk.customers.identities import InvalidIdentity
 from omnidesk.plugins.contract import DeliveryUpdate, Ignored, InboundMessage, Invalid, MessageUpdate, RawEvent
 from omnidesk.plugins.errors import PluginError
@@ -50,10 +51,7 @@ def inbound_event_enqueue(event_ids: list[int]) -> None:
     """Nudge a worker. Never raises: the event is stored and the sweep finds it if the broker is down."""
     from .tasks import apply_inbound_events
 
-    try:
-        apply_inbound_events.send(event_ids)
-    except Exception as exc:  # noqa: BLE001
-        log.warning("broker unavailable, %d event(s) wait for the sweep: %s", len(event_ids), exc)
+    nudge(apply_inbound_events, event_ids)
 
 
 @dataclass

@@ -10,6 +10,7 @@ import holidays as holiday_data
 from django.db import transaction
 from django.utils import timezone
 
+from omnidesk.broker import nudge
 from omnidesk.tickets.audit import ticket_event_record
 from omnidesk.tickets.models import Message, Ticket
 
@@ -99,10 +100,12 @@ class Announcement:
     due: datetime
 
 
-def sla_recompute(*, ticket: Ticket, now: datetime | None = None, save: bool = True) -> list[Announcement]:
+def sla_recompute(
+    *, ticket: Ticket, now: datetime | None = None, save: bool = True, policies: list[Policy] | None = None
+) -> list[Announcement]:
     """Recompute every deadline of `ticket` and announce warnings/breaches that are now due."""
     now = now or timezone.now()
-    policy, reason = policy_for_ticket(ticket)
+    policy, reason = policy_for_ticket(ticket, policies)
     ticket.sla_policy = policy
     ticket.sla_reason = reason[:300]
     cal = business_calendar(policy.calendar if policy else None)
@@ -205,6 +208,66 @@ def sla_sweep(*, now: datetime | None = None, limit: int = 1000) -> dict[int, li
     return out
 
 
+def calendar_save(*, calendar: Calendar | None = None, **fields: object) -> Calendar:
+    """Create or change a calendar; every problem is reported at once (validation.Invalid)."""
+    from .validation import Invalid, calendar_problems
+
+    calendar = calendar or Calendar()
+    for key, value in fields.items():
+        setattr(calendar, key, value)
+    problems = calendar_problems(
+        timezone=calendar.timezone, hours=calendar.hours, holiday_country=calendar.holiday_country,
+        holiday_subdivision=calendar.holiday_subdivision, closed_dates=calendar.closed_dates,
+    )
+    if problems:
+        raise Invalid(problems)
+    calendar.save()
+    transaction.on_commit(_recompute_later)
+    return calendar
+
+
+def policy_save(*, policy: Policy | None = None, **fields: object) -> Policy:
+    """Create or change a policy; open tickets are recomputed in the background."""
+    from .validation import Invalid, policy_problems
+
+    policy = policy or Policy()
+    for key, value in fields.items():
+        setattr(policy, key, value)
+    problems = policy_problems(conditions=policy.conditions, targets=policy.targets, warn_at_percent=policy.warn_at_percent)
+    if problems:
+        raise Invalid(problems)
+    policy.save()
+    transaction.on_commit(_recompute_later)
+    return policy
+
+
+def _recompute_later() -> None:
+    from .tasks import recompute_open_tickets
+
+    nudge(recompute_open_tickets)
+
+
+def sla_recompute_open(*, batch: int = 500) -> int:
+    """Recompute every ticket that is not solved or closed (after a policy or calendar change)."""
+    done = 0
+    last = 0
+    policies = list(Policy.objects.filter(active=True).select_related("calendar"))
+    while True:
+        with transaction.atomic():
+            tickets = list(
+                Ticket.objects.select_related("customer", "origin_account")
+                .exclude(status__in=STOPPED)
+                .filter(pk__gt=last)
+                .order_by("pk")[:batch]
+            )
+            for ticket in tickets:
+                sla_recompute(ticket=ticket, policies=policies)
+        if not tickets:
+            return done
+        done += len(tickets)
+        last = tickets[-1].pk
+
+
 def sla_remaining(ticket: Ticket, now: datetime | None = None) -> dict[str, dict[str, object]]:
     """Each deadline with the time left (negative = overdue), for the API and the queue."""
     now = now or timezone.now()
@@ -221,5 +284,5 @@ def sla_remaining(ticket: Ticket, now: datetime | None = None) -> dict[str, dict
 
 __all__ = [
     "business_calendar", "policy_for_ticket", "sla_recompute", "sla_customer_message", "sla_agent_response",
-    "sla_sweep", "sla_remaining", "Announcement",
+    "sla_sweep", "sla_remaining", "sla_recompute_open", "calendar_save", "policy_save", "Announcement",
 ]

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from omnidesk.customers.models import Identity
+from omnidesk.broker import nudge
 from omnidesk.plugins.contract import OutboundReply, Visibility
 from omnidesk.plugins.contract import Feature
 from omnidesk.plugins.errors import CapabilityError, ReplyWindowClosed
@@ -128,7 +129,7 @@ def reply_create(
         from .tasks import send_outbound
 
         outbound_id = outbound.pk
-        transaction.on_commit(lambda: _nudge(send_outbound, outbound_id))
+        transaction.on_commit(lambda: nudge(send_outbound, outbound_id))
     return message
 
 
@@ -223,16 +224,6 @@ def note_create(*, ticket: Ticket, user: Any, text: str) -> Message:
         )
         ticket_event_record(ticket=ticket, action="note_added", actor=TicketEvent.Actor.AGENT, actor_user=user, message=message)
     return message
-
-
-def _nudge(actor: Any, *args: Any) -> None:
-    # The database row is the truth; a broker outage only delays the send until the sweep.
-    try:
-        actor.send(*args)
-    except Exception as exc:  # noqa: BLE001
-        import logging
-
-        logging.getLogger(__name__).warning("could not enqueue %s%r (the sweep will): %s", actor.actor_name, args, exc)
 
 
 def _identity_ref(identity: Identity):  # type: ignore[no-untyped-def]

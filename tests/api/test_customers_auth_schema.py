@@ -69,7 +69,9 @@ def test_session_login_works(agent):
 
 def test_root_lists_every_endpoint(agent):
     body = client_for(agent).get("/api/v1/").json()
-    assert set(body) == {"health", "channels", "channel-accounts", "tickets", "customers", "schema"}
+    assert set(body) == {
+        "health", "channels", "channel-accounts", "tickets", "customers", "sla/policies", "sla/calendars", "schema",
+    }
     assert body["tickets"].endswith("/api/v1/tickets/")
 
 
