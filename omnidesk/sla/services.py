@@ -64,7 +64,11 @@ def _ticket_visibility(ticket: Ticket) -> str:
 
 
 def policy_for_ticket(ticket: Ticket, policies: list[Policy] | None = None) -> tuple[Policy | None, str]:
-    """The first active policy whose conditions all hold, and why it matched."""
+    """The first active policy whose conditions all hold, and why it matched (a rule's choice wins)."""
+    if ticket.sla_policy_override_id:
+        override = ticket.sla_policy_override
+        if override is not None and override.active:
+            return override, f"{override.name}: chosen by a routing rule"
     facts = {
         "priority": ticket.priority,
         "groups": ticket.group_id,
@@ -134,6 +138,7 @@ def sla_recompute(
         used = ticket.resolution_used_s
         checks["resolution"] = (cal.add(run, max(res * 60 * pct - used, 0)), cal.add(run, max(res * 60 - used, 0)))
 
+    _freeze_outcomes(ticket, cal, targets)
     ticket.first_response_due_at = checks.get("first_response", (None, None))[1]
     ticket.next_response_due_at = checks.get("next_response", (None, None))[1]
     ticket.resolution_due_at = checks.get("resolution", (None, None))[1]
@@ -151,6 +156,8 @@ def sla_recompute(
                 fresh.append(Announcement(metric, kind, due_at))
             else:
                 upcoming.append(at)
+    running = [d for d in (ticket.first_response_due_at, ticket.next_response_due_at, ticket.resolution_due_at) if d]
+    ticket.sla_due_at = min(running) if running else None
     ticket.sla_announced = sorted(announced)
     ticket.sla_next_check_at = min(upcoming) if upcoming else None
     if save:
@@ -165,8 +172,21 @@ def sla_recompute(
 
 _SLA_FIELDS = [
     "sla_policy", "sla_reason", "first_response_due_at", "next_response_due_at", "resolution_due_at",
-    "resolution_used_s", "resolution_running_since", "sla_announced", "sla_next_check_at",
+    "resolution_used_s", "resolution_running_since", "sla_announced", "sla_next_check_at", "sla_due_at",
+    "first_response_business_s", "first_response_met", "resolution_met",
 ]
+
+
+def _freeze_outcomes(ticket: Ticket, cal: BusinessCalendar, targets: dict) -> None:
+    """Record, once, how the first response and the resolution went (reports read these)."""
+    if ticket.first_response_at and ticket.customer_first_message_at and ticket.first_response_business_s is None:
+        ticket.first_response_business_s = cal.elapsed(ticket.customer_first_message_at, ticket.first_response_at)
+        if targets.get("first_response"):
+            ticket.first_response_met = ticket.first_response_business_s <= targets["first_response"] * 60
+    if ticket.status in STOPPED and ticket.resolution_met is None and targets.get("resolution"):
+        ticket.resolution_met = ticket.resolution_used_s <= targets["resolution"] * 60
+    elif ticket.status not in STOPPED and ticket.resolution_met is not None:
+        ticket.resolution_met = None  # reopened: judged again when solved
 
 
 def sla_customer_message(*, ticket: Ticket, at: datetime) -> list[Announcement]:

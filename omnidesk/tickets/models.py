@@ -54,12 +54,24 @@ class Ticket(models.Model):
     sla_announced = models.JSONField(default=list, blank=True)
     #: earliest instant a warning or breach falls due; the sweep's indexed query reads only this
     sla_next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    #: the earliest running deadline (queue order: most urgent first)
+    sla_due_at = models.DateTimeField(null=True, blank=True)
+    #: a policy chosen by a routing rule; wins over the ordered policy match
+    sla_policy_override = models.ForeignKey(
+        "sla.Policy", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # outcomes, frozen when they happen (reports read these)
+    first_response_business_s = models.FloatField(null=True, blank=True)
+    first_response_met = models.BooleanField(null=True, blank=True)
+    resolution_met = models.BooleanField(null=True, blank=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["status", "group"]),
             models.Index(fields=["assignee", "status"]),
             models.Index(fields=["customer", "status"]),
+            models.Index(fields=["status", "sla_due_at", "priority", "created_at"], name="ticket_queue_order"),
+            models.Index(fields=["created_at"], name="ticket_created"),
         ]
 
     def __str__(self) -> str:
@@ -124,6 +136,8 @@ class Message(models.Model):
     automated = models.BooleanField(default=False)
     reach_followers = models.PositiveBigIntegerField(null=True, blank=True)
     reach_verified = models.BooleanField(null=True, blank=True)
+    #: VADER compound score of the customer's text, -1 (angry) … +1 (happy); None = not scored
+    sentiment = models.FloatField(null=True, blank=True)
     call = models.JSONField(null=True, blank=True)
     state = models.CharField(max_length=10, choices=State.choices)
     state_reason = models.CharField(max_length=500, blank=True, default="")

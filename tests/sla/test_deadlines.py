@@ -140,3 +140,28 @@ def test_remaining_time_for_the_api(account):
     assert left["first_response"]["breached"] and left["first_response"]["seconds_left"] == -3600
     assert not left["resolution"]["breached"]
     assert Ticket.objects.filter(first_response_due_at__lt=now).count() == 1
+
+
+def test_outcomes_are_frozen_for_reports(account):
+    agent = get_user_model().objects.create_user("alice")
+    now = datetime.now(timezone.utc)
+    late = write(account, "m1", now - 5 * H, who="late")
+    on_time = write(account, "m2", now - H, who="quick")
+    assert on_time.sla_due_at == on_time.first_response_due_at  # the earliest running deadline
+    for ticket in (late, on_time):
+        reply_create(ticket=ticket, user=agent, text="hello")
+        ticket.refresh_from_db()
+    assert (late.first_response_met, on_time.first_response_met) == (False, True)
+    assert late.first_response_business_s == pytest.approx(5 * 3600, abs=5)
+    Ticket.objects.filter(pk=on_time.pk).update(status="solved")
+    on_time.refresh_from_db()
+    sla_recompute(ticket=on_time)
+    assert on_time.resolution_met is True and on_time.sla_due_at is None
+
+
+def test_a_rule_chosen_policy_wins(account):
+    quick = Policy.objects.create(name="Escalated", position=500, targets={"normal": {"first_response": 10}})
+    ticket = write(account, "m1", datetime.now(timezone.utc))
+    ticket.sla_policy_override = quick
+    sla_recompute(ticket=ticket)
+    assert ticket.sla_policy == quick and "routing rule" in ticket.sla_reason
