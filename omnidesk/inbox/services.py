@@ -17,6 +17,7 @@ from omnidesk.plugins.contract import DeliveryUpdate, Ignored, InboundMessage, I
 from omnidesk.plugins.errors import PluginError
 from omnidesk.plugins.models import ChannelAccount
 from omnidesk.plugins.services import account_plugin
+from omnidesk.sla.services import policies_loaded_once
 from omnidesk.tickets.ingest import delivery_update_apply, message_ingest, message_update_apply
 from omnidesk.workspace import live
 
@@ -79,9 +80,12 @@ def inbound_events_apply(*, event_ids: list[int] | None = None, limit: int | Non
         events = list(base.filter(pk__in=event_ids).order_by("pk")[:limit]) if event_ids else []
         if len(events) < limit:
             events += list(base.exclude(pk__in=[e.pk for e in events]).order_by("pk")[: limit - len(events)])
+        if not events:
+            return report
         accounts = {a.pk: a for a in ChannelAccount.objects.filter(pk__in={e.account_id for e in events})}
-        for event in events:
-            _apply_one(event, accounts[event.account_id], report, touched)
+        with policies_loaded_once():
+            for event in events:
+                _apply_one(event, accounts[event.account_id], report, touched)
         if touched:
             changes = dict(touched)
             transaction.on_commit(lambda: live.tickets_changed(changes))

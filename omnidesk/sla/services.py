@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
@@ -23,6 +26,18 @@ PAUSED = (Ticket.Status.PENDING, Ticket.Status.ON_HOLD)
 STOPPED = (Ticket.Status.SOLVED, Ticket.Status.CLOSED)
 
 _calendars: dict[tuple, BusinessCalendar] = {}
+#: active policies loaded once for a batch of events (see `policies_loaded_once`)
+_cached_policies: contextvars.ContextVar[list[Policy] | None] = contextvars.ContextVar("sla_policies", default=None)
+
+
+@contextlib.contextmanager
+def policies_loaded_once() -> Iterator[None]:
+    """Within this block (one apply batch, one transaction) active policies are read once."""
+    token = _cached_policies.set(list(Policy.objects.filter(active=True).select_related("calendar")))
+    try:
+        yield
+    finally:
+        _cached_policies.reset(token)
 
 
 def business_calendar(calendar: Calendar | None) -> BusinessCalendar:
@@ -69,24 +84,25 @@ def policy_for_ticket(ticket: Ticket, policies: list[Policy] | None = None) -> t
         override = ticket.sla_policy_override
         if override is not None and override.active:
             return override, f"{override.name}: chosen by a routing rule"
-    facts = {
-        "priority": ticket.priority,
-        "groups": ticket.group_id,
-        "channels": ticket.origin_account.kind if ticket.origin_account_id else "",
-        "visibility": None,  # looked up only when a policy asks
+    # Facts that cost a query are looked up only when some policy asks for them.
+    lookups = {
+        "priority": lambda: ticket.priority,
+        "groups": lambda: ticket.group_id,
+        "channels": lambda: ticket.origin_account.kind if ticket.origin_account_id else "",
+        "visibility": lambda: _ticket_visibility(ticket),
+        "customer_tags": lambda: sorted(set(ticket.tags) | set(ticket.customer.tags if ticket.customer_id else [])),
     }
-    tags = set(ticket.tags) | set(ticket.customer.tags if ticket.customer_id else [])
+    facts: dict[str, object] = {}
     for policy in policies if policies is not None else Policy.objects.filter(active=True).select_related("calendar"):
         reasons = []
         ok = True
         for key, allowed in policy.conditions.items():
+            if key not in facts:
+                facts[key] = lookups[key]() if key in lookups else None
+            value: object = facts[key]
             if key == "customer_tags":
-                hit = bool(tags & set(allowed))
-                value: object = sorted(tags)
+                hit = bool(set(value) & set(allowed))  # type: ignore[call-overload]
             else:
-                if key == "visibility" and facts["visibility"] is None:
-                    facts["visibility"] = _ticket_visibility(ticket)
-                value = facts.get(key)
                 hit = value in allowed
             if not hit:
                 ok = False
@@ -105,11 +121,19 @@ class Announcement:
 
 
 def sla_recompute(
-    *, ticket: Ticket, now: datetime | None = None, save: bool = True, policies: list[Policy] | None = None
+    *,
+    ticket: Ticket,
+    now: datetime | None = None,
+    save: bool = True,
+    policies: list[Policy] | None = None,
+    also_save: list[str] = (),  # type: ignore[assignment]
 ) -> list[Announcement]:
-    """Recompute every deadline of `ticket` and announce warnings/breaches that are now due."""
+    """Recompute every deadline of `ticket` and announce warnings/breaches that are now due.
+
+    `also_save` names other ticket fields the caller changed, written in the same UPDATE.
+    """
     now = now or timezone.now()
-    policy, reason = policy_for_ticket(ticket, policies)
+    policy, reason = policy_for_ticket(ticket, policies if policies is not None else _cached_policies.get())
     ticket.sla_policy = policy
     ticket.sla_reason = reason[:300]
     cal = business_calendar(policy.calendar if policy else None)
@@ -161,7 +185,7 @@ def sla_recompute(
     ticket.sla_announced = sorted(announced)
     ticket.sla_next_check_at = min(upcoming) if upcoming else None
     if save:
-        ticket.save(update_fields=[*_SLA_FIELDS, "updated_at"])
+        ticket.save(update_fields=list(dict.fromkeys([*_SLA_FIELDS, *also_save, "updated_at"])))
         for a in fresh:
             ticket_event_record(
                 ticket=ticket, action=f"sla_{a.kind}", field=a.metric, new=a.due.isoformat(),
@@ -189,20 +213,20 @@ def _freeze_outcomes(ticket: Ticket, cal: BusinessCalendar, targets: dict) -> No
         ticket.resolution_met = None  # reopened: judged again when solved
 
 
-def sla_customer_message(*, ticket: Ticket, at: datetime) -> list[Announcement]:
+def sla_customer_message(*, ticket: Ticket, at: datetime, also_save: list[str] = ()) -> list[Announcement]:  # type: ignore[assignment]
     """A customer wrote: the next-response clock starts at their message unless one already runs."""
+    fields = list(also_save)
     if ticket.awaiting_response_since is None:
         ticket.awaiting_response_since = at
-        ticket.save(update_fields=["awaiting_response_since"])
-    return sla_recompute(ticket=ticket)
+        fields.append("awaiting_response_since")
+    return sla_recompute(ticket=ticket, also_save=fields)
 
 
-def sla_agent_response(*, ticket: Ticket) -> list[Announcement]:
+def sla_agent_response(*, ticket: Ticket, also_save: list[str] = ()) -> list[Announcement]:  # type: ignore[assignment]
     """An agent answered the customer (a reply or a call-back that reached them)."""
     ticket.awaiting_response_since = None
     ticket.sla_announced = [k for k in ticket.sla_announced if not k.startswith("next_response:")]
-    ticket.save(update_fields=["awaiting_response_since", "sla_announced"])
-    return sla_recompute(ticket=ticket)
+    return sla_recompute(ticket=ticket, also_save=[*also_save, "awaiting_response_since"])
 
 
 def sla_sweep(*, now: datetime | None = None, limit: int = 1000) -> dict[int, list[Announcement]]:
@@ -305,4 +329,5 @@ def sla_remaining(ticket: Ticket, now: datetime | None = None) -> dict[str, dict
 __all__ = [
     "business_calendar", "policy_for_ticket", "sla_recompute", "sla_customer_message", "sla_agent_response",
     "sla_sweep", "sla_remaining", "sla_recompute_open", "calendar_save", "policy_save", "Announcement",
+    "policies_loaded_once",
 ]

@@ -88,10 +88,10 @@ def message_ingest(*, account: ChannelAccount, item: InboundMessage, received_at
         )
         outcome.ticket_created = True
         ticket_event_record(ticket=ticket, action="created", actor=TicketEvent.Actor.CUSTOMER, new=ticket.status)
-    if item.thread_key:
-        TicketThread.objects.update_or_create(
-            account=account, key=thread_key_for(customer=customer, key=item.thread_key), defaults={"ticket": ticket}
-        )
+    if item.thread_key and not (how == "thread" and not outcome.ticket_created):
+        key = thread_key_for(customer=customer, key=item.thread_key)
+        if not TicketThread.objects.filter(account=account, key=key).update(ticket=ticket):
+            TicketThread.objects.create(account=account, key=key, ticket=ticket)
 
     html = sanitize_html(item.html)
     text = item.text or (html_to_text(html) if html else "")
@@ -133,28 +133,25 @@ def message_ingest(*, account: ChannelAccount, item: InboundMessage, received_at
         message=message,
         note=f"threaded by {how}" if how else "",
     )
-    _advance_ticket_on_customer_message(ticket, message, created=outcome.ticket_created)
+    changed = _advance_ticket_on_customer_message(ticket, message, created=outcome.ticket_created)
     if item.call is not None and item.call.direction == "inbound" and not item.call.missed:
         # Answered live: the customer was served while they called.
-        _answered_live(ticket, message)
+        if ticket.first_response_at is None:
+            ticket.first_response_at = message.sent_at
+            changed.append("first_response_at")
+        if ticket.status == Ticket.Status.NEW:
+            ticket.status = Ticket.Status.OPEN
+            changed.append("status")
+        sla_agent_response(ticket=ticket, also_save=changed)
     elif message.automated:
-        sla_recompute(ticket=ticket)
+        sla_recompute(ticket=ticket, also_save=changed)
     else:
-        sla_customer_message(ticket=ticket, at=sent_at)
+        sla_customer_message(ticket=ticket, at=sent_at, also_save=changed)
     return outcome
 
 
-def _answered_live(ticket: Ticket, message: Message) -> None:
-    if ticket.first_response_at is None:
-        ticket.first_response_at = message.sent_at
-        ticket.save(update_fields=["first_response_at", "updated_at"])
-    if ticket.status == Ticket.Status.NEW:
-        ticket.status = Ticket.Status.OPEN
-        ticket.save(update_fields=["status", "updated_at"])
-    sla_agent_response(ticket=ticket)
-
-
-def _advance_ticket_on_customer_message(ticket: Ticket, message: Message, *, created: bool) -> None:
+def _advance_ticket_on_customer_message(ticket: Ticket, message: Message, *, created: bool) -> list[str]:
+    """Ticket fields a customer message changes (saved by the caller together with the SLA fields)."""
     update: list[str] = []
     if not created:
         if ticket.last_customer_message_at is None or message.sent_at > ticket.last_customer_message_at:
@@ -179,8 +176,7 @@ def _advance_ticket_on_customer_message(ticket: Ticket, message: Message, *, cre
                     ticket=ticket, action="status_changed", actor=TicketEvent.Actor.CUSTOMER, field="status", old=old,
                     new=ticket.status, message=message,
                 )
-    if update:
-        ticket.save(update_fields=[*update, "updated_at"])
+    return update
 
 
 def _subject_from_text(text: str) -> str:
