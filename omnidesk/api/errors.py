@@ -11,11 +11,15 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from omnidesk.plugins.errors import PluginError, RetryableSendError
 from omnidesk.plugins.registry import UnknownPlugin
-from omnidesk.tickets.replies import ReplyRefused
+from omnidesk.tickets.replies import PublicReplyHasPII, ReplyConflict, ReplyRefused
 from omnidesk.tickets.services import TicketChangeInvalid
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, (PublicReplyHasPII, ReplyConflict)):
+        # not the caller's mistake but a question: the same request with a confirmation flag succeeds
+        code = "public_pii" if isinstance(exc, PublicReplyHasPII) else "reply_conflict"
+        return Response({"error": code, "detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, ReplyRefused):
         return Response({"error": "reply_refused", "detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, TicketChangeInvalid):

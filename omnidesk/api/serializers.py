@@ -216,6 +216,17 @@ class ReplySerializer(serializers.Serializer):
         required=False, help_text="id of the customer identity to answer; default: the author of their last message"
     )
     html = serializers.CharField(required=False, default="", allow_blank=True, help_text="sanitized before storing")
+    allow_public_pii = serializers.BooleanField(
+        required=False, default=False,
+        help_text="send a PUBLIC reply even though it contains an e-mail address, phone, card or account number",
+    )
+    seen_up_to = serializers.IntegerField(
+        required=False, allow_null=True, default=None,
+        help_text="id of the newest message you saw; another agent's reply after it is a conflict (409 reply_conflict)",
+    )
+    confirm_conflict = serializers.BooleanField(
+        required=False, default=False, help_text="send even though another agent replied after seen_up_to"
+    )
 
     def validate_text(self, value: str) -> str:
         if not value.strip():

@@ -74,11 +74,13 @@ class TicketViewSet(ScopedObjectMixin, mixins.ListModelMixin, mixins.RetrieveMod
 
     @extend_schema(
         request=ReplySerializer,
-        responses={202: MessageSerializer, 400: ErrorSerializer, 404: _NOT_FOUND},
+        responses={202: MessageSerializer, 400: ErrorSerializer, 404: _NOT_FOUND, 409: ErrorSerializer},
         description=(
             "Queue a reply on the channel and identity of the customer's last message (or the identity "
             "given). 202: the reply is in the outbox; its `delivery` tells how sending goes. 400 when the "
-            "channel cannot take it (too long, no such capability, reply window closed)."
+            "channel cannot take it (too long, no such capability, reply window closed). 409 `public_pii`: "
+            "a public reply containing personal data (resend privately, or with allow_public_pii); 409 "
+            "`reply_conflict`: another agent replied after `seen_up_to` (resend with confirm_conflict)."
         ),
     )
     @action(detail=True, methods=["post"])
@@ -94,8 +96,9 @@ class TicketViewSet(ScopedObjectMixin, mixins.ListModelMixin, mixins.RetrieveMod
                 raise ValidationError({"identity": f"the ticket's customer has no identity {data['identity']}"})
         message = reply_create(
             ticket=ticket, user=request.user, text=data["text"], visibility=data.get("visibility"),
-            identity=identity, html=data.get("html", ""),
-        )  # ReplyRefused and plugin errors → 400 through api/errors.py
+            identity=identity, html=data.get("html", ""), allow_public_pii=data["allow_public_pii"],
+            seen_up_to=data["seen_up_to"], confirm_conflict=data["confirm_conflict"],
+        )  # ReplyRefused and plugin errors → 400, public_pii / reply_conflict → 409, through api/errors.py
         return Response(MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(

@@ -89,3 +89,39 @@ def customer_resolve(*, author: Author, default_region: str = "", seen_at: datet
         customer.display_name = author.display_name[:200]
         customer.save(update_fields=["display_name"])
     return customer, primary, notes
+
+
+class MergeInvalid(ValueError):
+    """A merge the desk refuses; the message says why, for the agent."""
+
+
+def customer_merge(*, survivor: Customer, merged: Customer, user: object) -> Customer:
+    """Fold `merged` into `survivor`: identities move, tickets are re-pointed, `merged_into` is set,
+    and every affected ticket records the merge in its audit trail. Returns the survivor."""
+    from django.db import transaction
+
+    from omnidesk.tickets.audit import ticket_event_record
+    from omnidesk.tickets.models import Ticket, TicketEvent
+
+    if survivor.pk == merged.pk:
+        raise MergeInvalid("a customer cannot be merged into itself")
+    survivor = _survivor(survivor)
+    if survivor.pk == merged.pk or merged.merged_into_id:
+        raise MergeInvalid(f"{merged} was already merged into another customer")
+    actor_user = user if getattr(user, "is_authenticated", False) else None
+    with transaction.atomic():
+        moved = [f"{i.kind} {i.value}" for i in Identity.objects.filter(customer=merged)]
+        Identity.objects.filter(customer=merged).update(customer=survivor)
+        tickets = list(Ticket.objects.select_for_update().filter(customer__in=[merged, survivor]))
+        Ticket.objects.filter(customer=merged).update(customer=survivor)
+        merged.merged_into = survivor
+        merged.save(update_fields=["merged_into"])
+        note = f"customer {merged} (#{merged.pk}) merged into {survivor} (#{survivor.pk})"
+        if moved:
+            note += f"; identities moved: {', '.join(moved)}"
+        for ticket in tickets:
+            ticket_event_record(
+                ticket=ticket, action="customer_merged", actor=TicketEvent.Actor.AGENT, actor_user=actor_user,
+                field="customer", old=merged.pk, new=survivor.pk, note=note,
+            )
+    return survivor

@@ -244,6 +244,8 @@ def sla_sweep(*, now: datetime | None = None, limit: int = 1000) -> dict[int, li
             fresh = sla_recompute(ticket=ticket, now=now)
             if fresh:
                 out[ticket.pk] = fresh
+                from omnidesk.routing.services import rules_after_sla
+                rules_after_sla(ticket=ticket, announcements=fresh)
         if out:
             from omnidesk.workspace import live
 

@@ -17,6 +17,8 @@ from omnidesk.plugins.contract import DeliveryUpdate, InboundMessage, MessageUpd
 from omnidesk.plugins.html import html_to_text, sanitize_html
 from omnidesk.plugins.models import ChannelAccount
 
+from omnidesk.routing.sentiment import message_sentiment
+from omnidesk.routing.services import rules_after_customer_message
 from omnidesk.sla.services import sla_agent_response, sla_customer_message, sla_recompute
 
 from .audit import ticket_event_record
@@ -115,6 +117,7 @@ def message_ingest(*, account: ChannelAccount, item: InboundMessage, received_at
         sent_at=sent_at,
         received_at=received_at,
         automated=item.automated,
+        sentiment=message_sentiment(text=text, automated=item.automated, is_call=item.call is not None),
         reach_followers=item.author.followers,
         reach_verified=item.author.verified,
         call=_call_json(item),
@@ -147,6 +150,7 @@ def message_ingest(*, account: ChannelAccount, item: InboundMessage, received_at
         sla_recompute(ticket=ticket, also_save=changed)
     else:
         sla_customer_message(ticket=ticket, at=sent_at, also_save=changed)
+    rules_after_customer_message(ticket=ticket, message=message, created=outcome.ticket_created)
     return outcome
 
 

@@ -26,6 +26,14 @@ class ReplyRefused(Exception):
     """A reply the desk will not queue; the message says why, for the agent."""
 
 
+class PublicReplyHasPII(ReplyRefused):
+    """A public reply that would publish personal data; send it privately, or confirm with allow_public_pii."""
+
+
+class ReplyConflict(ReplyRefused):
+    """Another agent replied since this agent last looked; confirm with confirm_conflict to send anyway."""
+
+
 def _last_inbound(ticket: Ticket, identity: Identity | None) -> Message | None:
     qs = Message.objects.filter(ticket=ticket, direction=Message.Direction.INBOUND, account__isnull=False)
     if identity is not None:
@@ -42,11 +50,16 @@ def reply_create(
     identity: Identity | None = None,
     html: str = "",
     automated: bool = False,
+    allow_public_pii: bool = False,
+    seen_up_to: int | None = None,
+    confirm_conflict: bool = False,
 ) -> Message:
     """Queue a reply on the channel and identity of the customer's last message (or the one chosen).
 
     The plugin's declared capabilities are checked before anything is stored: a reply that is
     too long or on a channel that cannot send is refused with the plugin's typed error.
+    A public reply carrying personal data raises PublicReplyHasPII (unless allow_public_pii); when
+    `seen_up_to` is given and another agent replied after that message, ReplyConflict (unless confirm_conflict).
     """
     if identity is not None and identity.customer_id != ticket.customer_id:
         raise ReplyRefused("that identity belongs to another customer")
@@ -63,6 +76,10 @@ def reply_create(
         raise ReplyRefused(f"{to.kind} {to.value} is undeliverable ({to.undeliverable_reason}); choose another identity")
     account = answered.account
     visibility = visibility or answered.visibility  # type: ignore[assignment]
+    if visibility == "public" and not allow_public_pii:
+        _refuse_public_pii(text)
+    if seen_up_to is not None and not confirm_conflict:
+        _refuse_conflict(ticket, user, seen_up_to)
     plugin = account_plugin(account)
     refs = [answered.external_id] if answered.external_id else []
     draft = OutboundReply(
@@ -126,6 +143,8 @@ def reply_create(
             ticket.save(update_fields=[*update, "updated_at"])
         if not automated:
             sla_agent_response(ticket=ticket)
+        from omnidesk.routing.services import rules_after_reply
+        rules_after_reply(ticket=ticket, message=message)
         from .tasks import send_outbound
 
         outbound_id = outbound.pk
@@ -226,6 +245,36 @@ def note_create(*, ticket: Ticket, user: Any, text: str) -> Message:
     return message
 
 
+def _refuse_public_pii(text: str) -> None:
+    from .pii import pii_find, pii_summary
+
+    findings = pii_find(text)
+    if findings:
+        raise PublicReplyHasPII(
+            f"This public reply contains {pii_summary(findings)}. Anyone could read it: "
+            "send it as a private reply instead, or remove it."
+        )
+
+
+def _refuse_conflict(ticket: Ticket, user: Any, seen_up_to: int) -> None:
+    newer = (
+        Message.objects.filter(
+            ticket=ticket, direction=Message.Direction.OUTBOUND, kind__in=[Message.Kind.MESSAGE, Message.Kind.CALL],
+            pk__gt=seen_up_to, author_user__isnull=False,
+        )
+        .exclude(author_user=user)
+        .select_related("author_user")
+        .order_by("-pk")
+        .first()
+    )
+    if newer is not None:
+        who = newer.author_user.get_username()  # type: ignore[union-attr]
+        what = "logged a call-back" if newer.kind == Message.Kind.CALL else f"sent a {newer.visibility} reply"
+        raise ReplyConflict(
+            f"{who} {what} on this ticket since you opened it. Read it first, then confirm to send yours anyway."
+        )
+
+
 def _identity_ref(identity: Identity):  # type: ignore[no-untyped-def]
     from omnidesk.plugins.contract import IdentityKind, IdentityRef
 
@@ -259,5 +308,5 @@ def reply_for_outbound(outbound: OutboundMessage) -> OutboundReply:
 
 
 __all__ = [
-    "ReplyRefused", "reply_create", "ticket_handoff", "callback_log", "note_create", "reply_for_outbound", "CapabilityError",
+    "ReplyRefused", "PublicReplyHasPII", "ReplyConflict", "reply_create", "ticket_handoff", "callback_log", "note_create", "reply_for_outbound", "CapabilityError",
 ]

@@ -16,6 +16,21 @@ def group_for_team(group_id: int) -> str:
     return f"desk.group.{group_id}"
 
 
+def group_for_ticket(ticket_id: int) -> str:
+    """Everyone who has this ticket open: viewing/typing presence and changes to it."""
+    return f"desk.ticket.{ticket_id}"
+
+
+#: what an agent on a ticket page is doing; "left" removes them
+PRESENCE_STATES = ("viewing", "typing", "left")
+
+
+def ticket_presence_payload(*, ticket_id: int, user_id: int, name: str, state: str, reply_to: str = "") -> dict:
+    """Sent to group_for_ticket(ticket_id). `reply_to` set: a newcomer asks the others to announce themselves."""
+    return {"type": "ticket.presence", "ticket": ticket_id, "user": user_id, "name": name, "state": state,
+            "reply_to": reply_to}
+
+
 def ticket_payload(ticket_id: int, change: str) -> dict:
     return {"type": "ticket.changed", "ticket": ticket_id, "change": change}
 
@@ -33,6 +48,7 @@ def tickets_changed(changes: dict[int, str]) -> None:
         for ticket_id, change in changes.items():
             payload = ticket_payload(ticket_id, change)
             send(MANAGERS, payload)
+            send(group_for_ticket(ticket_id), payload)
             if groups.get(ticket_id):
                 send(group_for_team(groups[ticket_id]), payload)
     except Exception as exc:  # noqa: BLE001

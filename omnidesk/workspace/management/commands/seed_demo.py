@@ -9,7 +9,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         people, accounts = demo_seed()
         self.stdout.write(self.style.SUCCESS("Demo organisation ready."))
-        self.stdout.write("Logins (http://127.0.0.1:8000/admin/login/):")
+        self.stdout.write("Logins (http://127.0.0.1:8000/accounts/login/):")
         for p in people:
             self.stdout.write(f"  {p.username:8} / {p.password}   {p.role}, groups: {', '.join(p.groups)}")
         self.stdout.write("Channel accounts: " + ", ".join(f"{a.slug} ({a.kind})" for a in accounts))

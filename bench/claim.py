@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+""""Next ticket" under contention: 50 agents claiming from 100,000 open tickets on PostgreSQL.
+
+Phase A calls the service `queue_claim_next` from N threads (each its own connection); phase B
+drives `POST /api/v1/queue/next/` with N closed-loop keep-alive clients (token auth) against
+uvicorn serving config.asgi. Both report claims/s and p50/p99 latency; afterwards every claim
+is checked: a ticket claimed twice (by events or by what clients received) is a double claim.
+
+    python bench/claim.py [--tickets 100000] [--agents 50] [--seconds 15] [--json]
+
+Runs on PostgreSQL from DATABASE_URL (default postgres://postgres@127.0.0.1:5432/omnidesk_bench_claim,
+created and migrated when missing; its data is reset at the start of every run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+
+from _common import (
+    child_env, django_setup, ensure_database, free_port, percentile, port_open, report, reset_data, say,
+    start_server, wait_until,
+)
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/omnidesk_bench_claim"
+HOST = "127.0.0.1"
+
+
+def setup(tickets: int, agents: int) -> list[tuple[int, str]]:
+    """Tickets in one group, `agents` online agents with tokens; returns (user id, token)."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.utils import timezone
+    from rest_framework.authtoken.models import Token
+
+    from omnidesk.customers.models import Customer
+    from omnidesk.plugins.services import channel_account_save
+    from omnidesk.routing.models import Agent, Group
+    from omnidesk.tickets.models import Ticket
+
+    get_user_model().objects.filter(username__startswith="bench-agent-").delete()  # reset_data keeps users
+    group = Group.objects.create(name="Support")
+    account = channel_account_save(kind="api", slug="bench-claim", name="Bench", config={"callback_url": ""},
+                                   secrets={"secret": "x"}, default_group_id=group.pk)
+    customer = Customer.objects.create(display_name="Bench")
+    now = timezone.now()
+    priorities = ["low", "normal", "high", "urgent"]
+    for start in range(0, tickets, 10_000):
+        Ticket.objects.bulk_create(
+            Ticket(subject=f"t{i}", origin_account=account, customer=customer, group=group, status="new",
+                   priority=priorities[i % 4], sla_due_at=now + timedelta(seconds=(i * 7919) % 86_400),
+                   customer_first_message_at=now)
+            for i in range(start, min(tickets, start + 10_000))
+        )
+    out = []
+    for i in range(agents):
+        user = get_user_model().objects.create_user(f"bench-agent-{i}")
+        agent = Agent.objects.create(user=user, capacity=tickets, presence="online")
+        agent.groups.set([group])
+        out.append((user.pk, Token.objects.create(user=user).key))
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE")
+    return out
+
+
+def phase_service(users: list[int], *, seconds: float) -> tuple[list[float], list[int], float]:
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from omnidesk.routing.queue import queue_claim_next
+
+    people = list(get_user_model().objects.select_related("agent").filter(pk__in=users))
+    latencies: list[list[float]] = [[] for _ in people]
+    claimed: list[list[int]] = [[] for _ in people]
+    barrier = threading.Barrier(len(people) + 1)
+    stop = threading.Event()
+
+    def work(n: int) -> None:
+        try:
+            barrier.wait()
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                ticket = queue_claim_next(user=people[n])
+                latencies[n].append(time.perf_counter() - t0)
+                if ticket is None:
+                    return
+                claimed[n].append(ticket.pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(len(people))]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    began = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - began
+    return [x for xs in latencies for x in xs], [x for xs in claimed for x in xs], elapsed
+
+
+async def _client(port: int, token: str, deadline: float, lat: list[float], got: list[int], bad: Counter) -> None:
+    reader, writer = await asyncio.open_connection(HOST, port)
+    request = (
+        f"POST /api/v1/queue/next/ HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: Token {token}\r\n"
+        "Content-Length: 0\r\nAccept: application/json\r\n\r\n"
+    ).encode()
+    try:
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1)) if b"ontent-" in head else 0
+            body = await reader.readexactly(length) if length else b""
+            lat.append(time.perf_counter() - t0)
+            code = int(head.split(b" ", 2)[1])
+            if code == 200:
+                got.append(int(re.search(rb'"id":(\d+)', body).group(1)))
+            elif code == 204:
+                return
+            else:
+                bad[code] += 1
+    finally:
+        writer.close()
+
+
+def phase_http(tokens: list[str], *, port: int, seconds: float) -> tuple[list[float], list[int], float, Counter]:
+    lat: list[float] = []
+    got: list[int] = []
+    bad: Counter = Counter()
+
+    async def main() -> float:
+        began = time.perf_counter()
+        await asyncio.gather(*(_client(port, t, began + seconds, lat, got, bad) for t in tokens))
+        return time.perf_counter() - began
+
+    elapsed = asyncio.run(main())
+    return lat, got, elapsed, bad
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tickets", type=int, default=100_000)
+    ap.add_argument("--agents", type=int, default=50)
+    ap.add_argument("--seconds", type=float, default=15.0, help="length of each phase")
+    ap.add_argument("--web-workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    url = os.environ.get("DATABASE_URL") or DEFAULT_URL
+    ensure_database(url)
+    django_setup(url)
+    reset_data()
+    say(f"creating {args.tickets} tickets and {args.agents} agents")
+    people = setup(args.tickets, args.agents)
+    load_before = os.getloadavg()
+
+    say(f"phase A: the service, {args.agents} threads, {args.seconds:g}s")
+    s_lat, s_got, s_elapsed = phase_service([u for u, _ in people], seconds=args.seconds)
+
+    port = free_port()
+    server = start_server(port=port, workers=args.web_workers, env=child_env(DATABASE_URL=url, LOG_LEVEL="WARNING"))
+    try:
+        wait_until(lambda: port_open(port), timeout=60, what="uvicorn")
+        time.sleep(1.0)
+        say(f"phase B: HTTP, {args.agents} closed-loop clients, {args.web_workers} uvicorn process(es), {args.seconds:g}s")
+        h_lat, h_got, h_elapsed, bad = phase_http([t for _, t in people], port=port, seconds=args.seconds)
+    finally:
+        server.stop()
+
+    from omnidesk.tickets.models import Ticket, TicketEvent
+
+    events = Counter(TicketEvent.objects.filter(action="claimed").values_list("ticket_id", flat=True))
+    received = Counter(s_got + h_got)
+    double = sum(1 for c in events.values() if c > 1) + sum(1 for c in received.values() if c > 1)
+    assigned = Ticket.objects.filter(assignee__isnull=False).count()
+    lost = len(received) - assigned  # claimed by a client but not assigned in the database
+    load_after = os.getloadavg()
+    figures = {
+        "claims_per_s": round(len(h_got) / h_elapsed, 1),
+        "claim_p50_ms": round(percentile(h_lat, 50) * 1000, 2),
+        "claim_p99_ms": round(percentile(h_lat, 99) * 1000, 2),
+        "service_claims_per_s": round(len(s_got) / s_elapsed, 1),
+        "service_p50_ms": round(percentile(s_lat, 50) * 1000, 2),
+        "service_p99_ms": round(percentile(s_lat, 99) * 1000, 2),
+        "double_claims": double,
+        "lost_claims": lost,
+        "http_errors": dict(bad),
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in load_after],
+    }
+    lines = [
+        ("tickets / agents", f"{args.tickets} / {args.agents}"),
+        ("service (threads)", f"{figures['service_claims_per_s']} claims/s, p50 {figures['service_p50_ms']} ms, "
+                              f"p99 {figures['service_p99_ms']} ms ({len(s_got)} claims)"),
+        ("HTTP (closed loop)", f"{figures['claims_per_s']} claims/s, p50 {figures['claim_p50_ms']} ms, "
+                               f"p99 {figures['claim_p99_ms']} ms ({len(h_got)} claims, errors {dict(bad)})"),
+        ("double claims", double),
+        ("claimed but not assigned", lost),
+        ("load average before/after", f"{figures['load_avg_before']} / {figures['load_avg_after']}"),
+    ]
+    report("claim benchmark", lines, figures, as_json=args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
