@@ -20,7 +20,6 @@ import argparse
 import sys
 import threading
 import time
-from pathlib import Path
 
 from _common import ROOT, bench_database_url, django_setup, ensure_database, percentile, report, reset_data, say
 

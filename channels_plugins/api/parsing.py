@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
 from typing import Any
 
 from omnidesk.plugins.contract import MalformedPayload, UnsupportedEvent
+from omnidesk.plugins.payloads import iso_timestamp, load_json
 
 MAX_TEXT = 100_000
-
-
-def load_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise MalformedPayload(f"body is not UTF-8 (byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise MalformedPayload(f"body is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, arrays nested 10,000 deep
-        raise MalformedPayload(f"body is not JSON we can read: {exc}") from None
-    if not isinstance(data, dict):
-        raise MalformedPayload(f"body must be a JSON object, got {type(data).__name__}")
-    return data
 
 
 def event_type(data: dict[str, Any], known: set[str]) -> str:
@@ -62,19 +47,10 @@ def boolean(data: dict[str, Any], key: str, default: bool = False) -> bool:
     return value
 
 
-def timestamp(data: dict[str, Any], key: str) -> datetime | None:
-    value = data.get(key)
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise MalformedPayload(f"{key}: must be an ISO 8601 string")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise MalformedPayload(f"{key}: {value!r} is not an ISO 8601 date-time") from None
-    if parsed.tzinfo is None:
-        raise MalformedPayload(f"{key}: {value!r} has no time zone (add Z or +hh:mm)")
-    try:
-        return parsed.astimezone(timezone.utc)
-    except OverflowError:  # 9999-12-31T23:00:00-05:00 is past the last representable instant
-        raise MalformedPayload(f"{key}: {value!r} is out of range") from None
+
+
+def load_object(body: bytes) -> dict[str, Any]:
+    return load_json(body)  # type: ignore[no-any-return]
+
+
+timestamp = iso_timestamp

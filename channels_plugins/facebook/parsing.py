@@ -10,11 +10,11 @@ becomes `Invalid` so the rest of the batch still applies. The feed's events are 
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime, timezone
 from typing import Any
 
+from omnidesk.plugins.payloads import load_json
 from omnidesk.plugins.contract import (
     Ignored,
     IdentityKind,
@@ -38,17 +38,7 @@ class BadEvent(Exception):
 
 
 def load(body: bytes) -> Json:
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise MalformedPayload(f"body is not UTF-8 (byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise MalformedPayload(f"body is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-    except (ValueError, RecursionError) as exc:
-        raise MalformedPayload(f"body is not JSON we can read: {exc}") from None
-    if not isinstance(data, dict):
-        raise MalformedPayload(f"body must be a JSON object, got {type(data).__name__}")
-    return data
+    return load_json(body)  # type: ignore[no-any-return]
 
 
 def parse_payload(data: Json) -> list[ParsedItem]:

@@ -27,6 +27,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
+from omnidesk.plugins.payloads import iso_timestamp
 from omnidesk.plugins.contract import MalformedPayload, UnsupportedEvent
 
 from .parsing import Call
@@ -141,13 +142,13 @@ def cti_event(body: bytes) -> dict[str, Any]:
 
 def cti_call(data: Mapping[str, Any]) -> Call:
     """A hangup: the call's final state (missed = nobody answered)."""
-    at = _iso(data, "at", required=True)
+    at = iso_timestamp(data, "at", required=True)
     assert at is not None
     duration = _int(data.get("duration_s", 0), "duration_s")
     answered = data.get("answered", duration > 0)
     if not isinstance(answered, bool):
         raise MalformedPayload(f"answered: must be true or false, got {answered!r}")
-    started = _iso(data, "started_at") or at - timedelta(seconds=duration)
+    started = iso_timestamp(data, "started_at") or at - timedelta(seconds=duration)
     direction = data.get("direction", "")
     if direction not in ("", "in", "out"):
         raise MalformedPayload(f"direction: must be 'in' or 'out', got {direction!r}")
@@ -214,26 +215,6 @@ def _int(value: Any, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > 10**8:
         raise MalformedPayload(f"{key}: {value!r} is not a whole number of seconds")
     return value
-
-
-def _iso(data: Mapping[str, Any], key: str, *, required: bool = False) -> datetime | None:
-    value = data.get(key)
-    if value in (None, ""):
-        if required:
-            raise MalformedPayload(f"{key}: required")
-        return None
-    if not isinstance(value, str):
-        raise MalformedPayload(f"{key}: must be an ISO 8601 string")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise MalformedPayload(f"{key}: {value!r} is not an ISO 8601 date-time") from None
-    if parsed.tzinfo is None:
-        raise MalformedPayload(f"{key}: {value!r} has no time zone (add Z or +hh:mm)")
-    try:
-        return parsed.astimezone(timezone.utc)
-    except OverflowError:
-        raise MalformedPayload(f"{key}: {value!r} is out of range") from None
 
 
 def _rfc2822(value: str) -> datetime | None:

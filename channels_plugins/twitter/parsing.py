@@ -13,11 +13,11 @@ A bad record inside a page becomes an `Invalid` item; the rest of the page still
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from omnidesk.plugins.payloads import load_json
 from omnidesk.plugins.contract import (
     Author,
     DeliveryUpdate,
@@ -47,17 +47,7 @@ Json = dict[str, Any]
 
 
 def load(body: bytes) -> Json | list[Any]:
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise MalformedPayload(f"body is not UTF-8: {exc.reason} at byte {exc.start}") from None
-    except json.JSONDecodeError as exc:
-        raise MalformedPayload(f"body is not JSON: {exc}") from None
-    except RecursionError:
-        raise MalformedPayload("body is JSON nested too deeply") from None
-    if not isinstance(data, (dict, list)):
-        raise MalformedPayload(f"body must be a JSON object or list, got {type(data).__name__}")
-    return data
+    return load_json(body, allow_list=True)  # type: ignore[no-any-return]
 
 
 def parse_payload(data: Json | list[Any], own_id: str) -> list[ParsedItem]:
