@@ -77,9 +77,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     _test_db = Path(tempfile.gettempdir()) / f"omnidesk-test-{os.getpid()}.sqlite3"
     DATABASES["default"]["TEST"] = {"NAME": env("OMNIDESK_TEST_SQLITE", default=str(_test_db))}
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    # Under ASGI every request thread would hold its own connection; a pool bounds them
+    # (set it below max_connections / processes). 0 = persistent connections per thread instead.
+    _pool_max = env.int("DATABASE_POOL_MAX_SIZE", default=0)
+    if _pool_max:
+        DATABASES["default"]["OPTIONS"]["pool"] = {"min_size": 1, "max_size": _pool_max, "timeout": 10}
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+    else:
+        DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+        DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- channel layer (websockets) -------------------------------------------------------

@@ -83,7 +83,7 @@ def policy_for_ticket(ticket: Ticket, policies: list[Policy] | None = None) -> t
     if ticket.sla_policy_override_id:
         override = ticket.sla_policy_override
         if override is not None and override.active:
-            return override, f"{override.name}: chosen by a routing rule"
+            return override, "chosen by a routing rule"
     # Facts that cost a query are looked up only when some policy asks for them.
     lookups = {
         "priority": lambda: ticket.priority,
@@ -109,7 +109,7 @@ def policy_for_ticket(ticket: Ticket, policies: list[Policy] | None = None) -> t
                 break
             reasons.append(f"{key} {value} in {allowed}")
         if ok:
-            return policy, f"{policy.name}: " + ("; ".join(reasons) if reasons else "no conditions (default)")
+            return policy, "; ".join(reasons) if reasons else "no conditions (default)"
     return None, "no active policy matches"
 
 

@@ -154,3 +154,18 @@ def test_audit_trail_is_read_only(admin_client, world):
     assert admin_client.get("/admin/tickets/ticketevent/add/").status_code == 403
     assert admin_client.post(f"/admin/tickets/ticketevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
     assert TicketEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_rule_admin_names_every_problem_and_saves_a_good_rule(admin_client):  # type: ignore[no-untyped-def]
+    from omnidesk.routing.models import Rule
+
+    form = {"name": "Angry tweets", "description": "", "position": "5", "active": "on",
+            "events": '["customer_message"]', "conditions": '[{"field": "sentiment", "op": "<=", "value": -0.5}]',
+            "any_conditions": "[]", "actions": '[{"type": "set_priority", "value": "sky-high"}]'}
+    bad = admin_client.post("/admin/routing/rule/add/", form)
+    assert bad.status_code == 200 and "sky-high" in bad.content.decode()
+    form["actions"] = '[{"type": "set_priority", "value": "high"}]'
+    good = admin_client.post("/admin/routing/rule/add/", form)
+    assert good.status_code == 302, good.content.decode()[:2000]
+    assert Rule.objects.get(name="Angry tweets").actions == [{"type": "set_priority", "value": "high"}]
+    assert admin_client.get("/admin/routing/rule/").status_code == 200
