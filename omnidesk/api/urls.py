@@ -11,6 +11,8 @@ from rest_framework.routers import DefaultRouter
 
 from .accounts import ChannelAccountViewSet, ChannelViewSet
 from .calls import CallImportView
+from .routing import PresenceViewSet, QueueViewSet, RuleViewSet
+from .reports import ParityReportViewSet
 from .sla import CalendarViewSet, PolicyViewSet
 from .views import CustomerViewSet, HealthViewSet, TicketViewSet
 
@@ -34,6 +36,10 @@ router.register("tickets", TicketViewSet, basename="ticket")
 router.register("customers", CustomerViewSet, basename="customer")
 router.register("sla/policies", PolicyViewSet, basename="sla-policy")
 router.register("sla/calendars", CalendarViewSet, basename="sla-calendar")
+router.register("routing/rules", RuleViewSet, basename="routing-rule")
+router.register("routing/presence", PresenceViewSet, basename="routing-presence")
+router.register("queue", QueueViewSet, basename="queue")
+router.register("reports/parity", ParityReportViewSet, basename="report-parity")
 
 
 def not_found(request: HttpRequest, rest: str) -> JsonResponse:

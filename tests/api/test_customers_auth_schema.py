@@ -71,6 +71,8 @@ def test_root_lists_every_endpoint(agent):
     body = client_for(agent).get("/api/v1/").json()
     assert set(body) == {
         "health", "channels", "channel-accounts", "tickets", "customers", "sla/policies", "sla/calendars", "schema",
+        "routing/rules", "routing/presence", "queue",
+        "reports/parity",
     }
     assert body["tickets"].endswith("/api/v1/tickets/")
 
