@@ -14,8 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from omnidesk.broker import nudge
-from omnidesk.tickets.audit import ticket_event_record
-from omnidesk.tickets.models import Message, Ticket
+from omnidesk.tickets.models import Message, Ticket, TicketEvent
 
 from .businesstime import BusinessCalendar
 from .models import WEEKDAYS, Calendar, Policy
@@ -186,12 +185,18 @@ def sla_recompute(
     ticket.sla_next_check_at = min(upcoming) if upcoming else None
     if save:
         ticket.save(update_fields=list(dict.fromkeys([*_SLA_FIELDS, *also_save, "updated_at"])))
-        for a in fresh:
-            ticket_event_record(
-                ticket=ticket, action=f"sla_{a.kind}", field=a.metric, new=a.due.isoformat(),
-                note=f"{a.metric.replace('_', ' ')} {'due' if a.kind == 'warning' else 'overdue since'} {a.due:%Y-%m-%d %H:%M} UTC",
-            )
+        TicketEvent.objects.bulk_create(_announcement_events(ticket, fresh))
     return fresh
+
+
+def _announcement_events(ticket: Ticket, fresh: list[Announcement]) -> list[TicketEvent]:
+    return [
+        TicketEvent(
+            ticket=ticket, action=f"sla_{a.kind}", actor=TicketEvent.Actor.SYSTEM, field=a.metric, new=a.due.isoformat(),
+            note=f"{a.metric.replace('_', ' ')} {'due' if a.kind == 'warning' else 'overdue since'} {a.due:%Y-%m-%d %H:%M} UTC",
+        )
+        for a in fresh
+    ]
 
 
 _SLA_FIELDS = [
@@ -306,8 +311,11 @@ def sla_recompute_open(*, batch: int = 500) -> int:
                 .filter(pk__gt=last)
                 .order_by("pk")[:batch]
             )
+            events: list[TicketEvent] = []
             for ticket in tickets:
-                sla_recompute(ticket=ticket, policies=policies)
+                events += _announcement_events(ticket, sla_recompute(ticket=ticket, policies=policies, save=False))
+            Ticket.objects.bulk_update(tickets, _SLA_FIELDS, batch_size=batch)
+            TicketEvent.objects.bulk_create(events, batch_size=batch)
         if not tickets:
             return done
         done += len(tickets)
