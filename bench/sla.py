@@ -14,7 +14,7 @@ Targets on 2 cores: sweep under 200 ms; recompute at ≥ 5,000 tickets/s.
 from __future__ import annotations
 
 import argparse
-import io
+import importlib
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -37,7 +37,8 @@ def generate(total: int, open_count: int) -> None:
     reset_data()
     account = channel_account_save(kind="api", slug="bench", name="bench", config={}, secrets={"secret": "s"})
     customer = Customer.objects.create(display_name="bench")
-    policy = Policy.objects.get(name="Standard")
+    shipped = importlib.import_module("omnidesk.sla.migrations.0002_default_policy")
+    policy = Policy.objects.create(name="Standard", position=1000, targets=shipped.TARGETS)  # reset_data emptied it
     now = datetime.now(timezone.utc)
     say(f"generating {total:,} tickets ({open_count:,} open) with COPY")
     columns = (
@@ -94,9 +95,10 @@ def main() -> None:
     done = sla_recompute_open(batch=1000)
     recompute_s = time.monotonic() - started
 
-    # make `--due` tickets due now, as the minute's sweep would find them
+    # a minute's worth of work: exactly `--due` tickets due now, the rest later
+    Ticket.objects.filter(status="open").update(sla_next_check_at=djtz.now() + timedelta(hours=1))
     ids = list(Ticket.objects.filter(status="open").order_by("pk").values_list("pk", flat=True)[: args.due])
-    Ticket.objects.filter(pk__in=ids).update(sla_next_check_at=djtz.now() - timedelta(seconds=1))
+    Ticket.objects.filter(pk__in=ids).update(sla_next_check_at=djtz.now() - timedelta(seconds=1), sla_announced=[])
     with connection.cursor() as cur:
         cur.execute("ANALYZE tickets_ticket")
     find = Ticket.objects.filter(sla_next_check_at__lte=djtz.now()).order_by("sla_next_check_at")[:1000]

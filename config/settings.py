@@ -172,6 +172,8 @@ OMNIDESK = {
     # Webhook bodies above this are refused with 413 before they are read in full.
     "WEBHOOK_MAX_BYTES": env.int("OMNIDESK_WEBHOOK_MAX_BYTES", default=1024 * 1024),
     "ATTACHMENT_MAX_BYTES": env.int("OMNIDESK_ATTACHMENT_MAX_BYTES", default=25 * 1024 * 1024),
+    # All the files of one agent reply uploaded together: above this the API answers 413.
+    "REPLY_UPLOAD_MAX_BYTES": env.int("OMNIDESK_REPLY_UPLOAD_MAX_BYTES", default=50 * 1024 * 1024),
     "ATTACHMENT_BLOCKED_TYPES": env.list(
         "OMNIDESK_ATTACHMENT_BLOCKED_TYPES",
         default=["application/x-msdownload", "application/x-dosexec", "application/x-sh"],

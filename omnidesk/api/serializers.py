@@ -234,6 +234,15 @@ class ReplySerializer(serializers.Serializer):
         return value
 
 
+class ReplyUploadSerializer(ReplySerializer):
+    """The same reply sent as multipart/form-data, with files."""
+
+    attachments = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=False), required=False, default=list,
+        help_text="files to send with the reply (only on channels that can send attachments)",
+    )
+
+
 class HandoffSerializer(serializers.Serializer):
     private_text = serializers.CharField(help_text="the first private message (the DM / Messenger reply)")
     public_text = serializers.CharField(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -30,6 +31,7 @@ from .serializers import (
     MessageSerializer,
     NoteSerializer,
     ReplySerializer,
+    ReplyUploadSerializer,
     TicketDetailSerializer,
     TicketSerializer,
     TicketUpdateSerializer,
@@ -37,6 +39,25 @@ from .serializers import (
 from .views_common import ScopedObjectMixin
 
 _NOT_FOUND = OpenApiResponse(ErrorSerializer, description="no such ticket among those you can see")
+
+
+class UploadTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "upload_too_large"
+
+
+def _refuse_large_upload(request: Request) -> None:
+    """413 before the body is parsed when it says it is too big, and after, on the files' real sizes."""
+    limit = settings.OMNIDESK["REPLY_UPLOAD_MAX_BYTES"]
+    message = f"the attachments of one reply may total at most {limit} bytes"
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise UploadTooLarge(message)
+    if sum(f.size or 0 for f in request.FILES.getlist("attachments")) > limit:
+        raise UploadTooLarge(message)
 
 
 @extend_schema_view(
@@ -73,22 +94,31 @@ class TicketViewSet(ScopedObjectMixin, mixins.ListModelMixin, mixins.RetrieveMod
         return Response(TicketDetailSerializer(ticket, context=self.get_serializer_context()).data)
 
     @extend_schema(
-        request=ReplySerializer,
-        responses={202: MessageSerializer, 400: ErrorSerializer, 404: _NOT_FOUND, 409: ErrorSerializer},
+        request={
+            "application/json": ReplySerializer,
+            "multipart/form-data": ReplyUploadSerializer,
+            "application/x-www-form-urlencoded": ReplySerializer,
+        },
+        responses={
+            202: MessageSerializer, 400: ErrorSerializer, 404: _NOT_FOUND, 409: ErrorSerializer, 413: ErrorSerializer,
+        },
         description=(
             "Queue a reply on the channel and identity of the customer's last message (or the identity "
             "given). 202: the reply is in the outbox; its `delivery` tells how sending goes. 400 when the "
             "channel cannot take it (too long, no such capability, reply window closed). 409 `public_pii`: "
             "a public reply containing personal data (resend privately, or with allow_public_pii); 409 "
-            "`reply_conflict`: another agent replied after `seen_up_to` (resend with confirm_conflict)."
+            "`reply_conflict`: another agent replied after `seen_up_to` (resend with confirm_conflict). Files go "
+            "as multipart/form-data, one `attachments` part each; 413 `upload_too_large` when they are too big."
         ),
     )
     @action(detail=True, methods=["post"])
     def replies(self, request: Request, pk: str | None = None) -> Response:
         ticket = self.get_object()
-        body = ReplySerializer(data=request.data)
+        _refuse_large_upload(request)
+        body = ReplyUploadSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
+        files = [(f.name, f.content_type or "", f.read()) for f in data["attachments"]]
         identity = None
         if "identity" in data:
             identity = Identity.objects.filter(pk=data["identity"], customer_id=ticket.customer_id).first()
@@ -97,7 +127,7 @@ class TicketViewSet(ScopedObjectMixin, mixins.ListModelMixin, mixins.RetrieveMod
         message = reply_create(
             ticket=ticket, user=request.user, text=data["text"], visibility=data.get("visibility"),
             identity=identity, html=data.get("html", ""), allow_public_pii=data["allow_public_pii"],
-            seen_up_to=data["seen_up_to"], confirm_conflict=data["confirm_conflict"],
+            seen_up_to=data["seen_up_to"], confirm_conflict=data["confirm_conflict"], attachments=files,
         )  # ReplyRefused and plugin errors → 400, public_pii / reply_conflict → 409, through api/errors.py
         return Response(MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
 

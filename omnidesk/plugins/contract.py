@@ -385,6 +385,13 @@ class ChannelPlugin(Generic[C]):
                 )
         if reply.attachments and Feature.ATTACHMENTS not in caps.features:
             raise CapabilityError(f"the {self.label} channel cannot send attachments")
+        if caps.max_attachment_bytes is not None:
+            for att in reply.attachments:
+                if len(att.content) > caps.max_attachment_bytes:
+                    raise CapabilityError(
+                        f"the attachment {att.filename!r} is {len(att.content)} bytes; "
+                        f"{self.label} allows {caps.max_attachment_bytes}"
+                    )
         self.check_window(reply)
 
     def check_window(self, reply: OutboundReply, now: datetime | None = None) -> bool:

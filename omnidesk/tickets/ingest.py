@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from omnidesk.customers.services import customer_resolve
@@ -22,7 +19,8 @@ from omnidesk.routing.services import rules_after_customer_message
 from omnidesk.sla.services import sla_agent_response, sla_customer_message, sla_recompute
 
 from .audit import ticket_event_record
-from .models import Attachment, Message, Ticket, TicketEvent, TicketThread
+from .attachments import attachment_store
+from .models import Message, Ticket, TicketEvent, TicketThread
 from .threading import thread_key_for, ticket_find_for_message
 
 log = logging.getLogger(__name__)
@@ -199,26 +197,14 @@ def _call_json(item: InboundMessage) -> dict | None:
 
 
 def _store_attachments(message: Message, item: InboundMessage) -> list[str]:
-    limits = settings.OMNIDESK
     notes = []
     for att in item.attachments:
-        if len(att.content) > limits["ATTACHMENT_MAX_BYTES"]:
-            notes.append(f"attachment {att.filename!r} not stored: {len(att.content)} bytes is over the limit")
-            continue
-        if att.content_type.lower() in limits["ATTACHMENT_BLOCKED_TYPES"]:
-            notes.append(f"attachment {att.filename!r} not stored: type {att.content_type} is blocked")
-            continue
-        digest = hashlib.sha256(att.content).hexdigest()
-        record = Attachment(
-            message=message, filename=att.filename[:255] or "attachment", content_type=att.content_type[:120],
-            size=len(att.content), sha256=digest, content_id=att.content_id[:255], inline=att.inline,
+        stored = attachment_store(
+            message=message, filename=att.filename, content_type=att.content_type, content=att.content,
+            content_id=att.content_id, inline=att.inline,
         )
-        path = f"attachments/{digest[:2]}/{digest}"
-        if default_storage.exists(path):
-            record.file.name = path  # content-addressed: the same bytes are stored once
-        else:
-            record.file.save(digest, ContentFile(att.content), save=False)
-        record.save()
+        if isinstance(stored, str):
+            notes.append(f"attachment {att.filename!r} not stored: {stored}")
     return notes
 
 

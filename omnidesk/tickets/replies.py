@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 from omnidesk.customers.models import Identity
 from omnidesk.broker import nudge
+from omnidesk.plugins.contract import Attachment as FileToSend
 from omnidesk.plugins.contract import OutboundReply, Visibility
 from omnidesk.plugins.contract import Feature
 from omnidesk.plugins.errors import CapabilityError, ReplyWindowClosed
@@ -18,6 +20,7 @@ from omnidesk.plugins.services import account_plugin
 
 from omnidesk.sla.services import sla_agent_response
 
+from .attachments import attachment_content, attachment_refusal, attachment_store
 from .audit import ticket_event_record
 from .models import Message, OutboundMessage, Ticket, TicketEvent
 
@@ -53,6 +56,7 @@ def reply_create(
     allow_public_pii: bool = False,
     seen_up_to: int | None = None,
     confirm_conflict: bool = False,
+    attachments: Sequence[tuple[str, str, bytes]] = (),
 ) -> Message:
     """Queue a reply on the channel and identity of the customer's last message (or the one chosen).
 
@@ -60,6 +64,7 @@ def reply_create(
     too long or on a channel that cannot send is refused with the plugin's typed error.
     A public reply carrying personal data raises PublicReplyHasPII (unless allow_public_pii); when
     `seen_up_to` is given and another agent replied after that message, ReplyConflict (unless confirm_conflict).
+    `attachments` are (filename, content type, bytes); a file the channel or the desk refuses refuses the reply.
     """
     if identity is not None and identity.customer_id != ticket.customer_id:
         raise ReplyRefused("that identity belongs to another customer")
@@ -80,6 +85,8 @@ def reply_create(
         _refuse_public_pii(text)
     if seen_up_to is not None and not confirm_conflict:
         _refuse_conflict(ticket, user, seen_up_to)
+    files = tuple(FileToSend(filename=name, content_type=ctype or "application/octet-stream", content=content)
+                  for name, ctype, content in attachments)
     plugin = account_plugin(account)
     refs = [answered.external_id] if answered.external_id else []
     draft = OutboundReply(
@@ -94,6 +101,7 @@ def reply_create(
         in_reply_to=answered.external_id or "",
         references=tuple(refs),
         customer_last_message_at=answered.sent_at,
+        attachments=files,
         automated=automated,
     )
     try:
@@ -104,6 +112,10 @@ def reply_create(
         ]
         hint = f" Reach the customer another way: {', '.join(others)}." if others else ""
         raise ReplyWindowClosed(exc.message + "." + hint) from None
+    for f in files:
+        refusal = attachment_refusal(content_type=f.content_type, size=len(f.content))
+        if refusal:
+            raise ReplyRefused(f"the attachment {f.filename!r} cannot be sent: {refusal}")
 
     now = timezone.now()
     with transaction.atomic():
@@ -125,6 +137,10 @@ def reply_create(
             state=Message.State.QUEUED,
             metadata={"idempotency_key": uuid.uuid4().hex},
         )
+        for f in files:
+            stored = attachment_store(message=message, filename=f.filename, content_type=f.content_type, content=f.content)
+            if isinstance(stored, str):  # checked above; settings changed meanwhile: still never dropped silently
+                raise ReplyRefused(f"the attachment {f.filename!r} cannot be sent: {stored}")
         outbound = OutboundMessage.objects.create(
             message=message, account=account, to_identity=to, in_reply_to=answered.external_id or "", references=refs
         )
@@ -303,6 +319,11 @@ def reply_for_outbound(outbound: OutboundMessage) -> OutboundReply:
         in_reply_to=outbound.in_reply_to,
         references=tuple(outbound.references),
         customer_last_message_at=answered.sent_at if answered else None,
+        attachments=tuple(
+            FileToSend(filename=a.filename, content_type=a.content_type, content=attachment_content(a),
+                       content_id=a.content_id, inline=a.inline)
+            for a in message.attachments.order_by("pk")
+        ),
         automated=message.automated,
     )
 

@@ -55,6 +55,8 @@ def ticket_page(request: HttpRequest, ticket_id: int) -> HttpResponse:
         "events": ticket.events.select_related("actor_user").order_by("at", "pk"),
         "sla": [(k.replace("_", " ").capitalize(), v) for k, v in sla_remaining(ticket).items()],
         "options": options,
+        # the file input exists only where some reply target can send files; the script shows it per target
+        "can_attach": any(o.attachments for o in options),
         "composer": {
             "ticket": ticket.pk, "seen_up_to": seen_up_to, "options": [o.as_json() for o in options],
             "measure_url": f"/tickets/{ticket.pk}/measure/",

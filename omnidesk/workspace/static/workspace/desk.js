@@ -5,10 +5,11 @@
     var m = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
     return m ? decodeURIComponent(m[1]) : "";
   }
-  /* JSON call to our own API with the session cookie and the CSRF header; resolves {status, data}. */
+  /* JSON (or FormData) call to our own API with the session cookie and the CSRF header; resolves {status, data}. */
   function api(method, url, body) {
     var opts = { method: method, credentials: "same-origin", headers: { "X-CSRFToken": cookie("csrftoken"), "Accept": "application/json" } };
-    if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
+    if (body instanceof FormData) { opts.body = body; }  // multipart: the browser sets the boundary
+    else if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
     return fetch(url, opts).then(function (r) {
       if (r.status === 204) return { status: 204, data: null };
       return r.text().then(function (t) {

@@ -4,6 +4,7 @@
   var desk = window.desk, cfg = JSON.parse(document.getElementById("composer-config").textContent);
   var $ = function (id) { return document.getElementById(id); };
   var text = $("c-text"), identity = $("c-identity"), visibility = $("c-visibility"), counter = $("c-counter");
+  var attach = $("c-attach"), files = $("c-files");  // absent when no reply target can send files
   var base = "/api/v1/tickets/" + cfg.ticket + "/";
   var pending = null, pendingError = "";  // the reply awaiting the agent's answer to a 409, and which one
 
@@ -48,7 +49,7 @@
     $("c-callback").hidden = !o || o.can_send;
     $("c-send").hidden = !o || !o.can_send;
     $("c-handoff").hidden = !o || !o.handoff || !o.public;
-    $("c-attach").hidden = !o || !o.attachments;
+    if (attach) attach.hidden = !o || !o.attachments;
     if (o) {
       visibility.querySelector("option[value=public]").disabled = !o.public;
       visibility.querySelector("option[value=private]").disabled = !o.private;
@@ -93,9 +94,17 @@
   /* --- sending -------------------------------------------------------------------------- */
   function busy(on) { document.querySelectorAll("#composer button").forEach(function (b) { b.disabled = on; }); }
   function done(message) { desk.flash(message); setTimeout(function () { location.reload(); }, 300); }
+  /* with files chosen (and the target able to send them), the same fields go as multipart */
+  function replyBody(body) {
+    if (!files || attach.hidden || !files.files.length) return body;
+    var form = new FormData();
+    Object.keys(body).forEach(function (k) { if (body[k] !== undefined && body[k] !== null) form.append(k, body[k]); });
+    Array.prototype.forEach.call(files.files, function (f) { form.append("attachments", f, f.name); });
+    return form;
+  }
   function send(body) {
     busy(true);
-    desk.api("POST", base + "replies/", body).then(function (r) {
+    desk.api("POST", base + "replies/", replyBody(body)).then(function (r) {
       busy(false);
       if (r.status === 202) { clearProblem(); done("Reply queued."); return; }
       var d = r.data || {};
