@@ -182,6 +182,29 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / _TICK
 
 
+def postgres_cpu_seconds(database: str) -> dict[int, float]:
+    """CPU so far of each live PostgreSQL backend serving `database`, by pid (same host only).
+
+    Backends that exit between two samples are missed: with a connection per request the
+    figure is a lower bound; with persistent connections it is close to the whole cost.
+    """
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read()
+            if not cmd.startswith(b"postgres: ") or f" {database} ".encode() not in cmd:
+                continue
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[int(entry)] = (int(fields[11]) + int(fields[12])) / _TICK
+    return found
+
+
 def child_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRAMATIQ_")}
     env["DJANGO_SETTINGS_MODULE"] = "config.settings"

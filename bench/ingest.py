@@ -9,6 +9,10 @@ generator waiting for it). Then every event answered 200 must have exactly one M
 
     python bench/ingest.py [--events 20000] [--broker redis://…|amqp://…] [--json]
 
+The web side is uvicorn serving config.wsgi (the fastest setup measured on a 2-core box;
+--interface asgi for config.asgi), the workers `manage.py rundramatiq`; docs/benchmarks.md
+has the method, the figures and what limits them.
+
 Runs on PostgreSQL from DATABASE_URL (default postgres://postgres@127.0.0.1:5432/omnidesk_bench,
 created and migrated when missing; its data is reset at the start of every run).
 """
@@ -25,6 +29,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlparse
 
 from _common import (
     bench_database_url,
@@ -35,6 +40,7 @@ from _common import (
     free_port,
     percentile,
     port_open,
+    postgres_cpu_seconds,
     report,
     reset_data,
     say,
@@ -97,14 +103,27 @@ class Conn:
         self.writer: asyncio.StreamWriter | None = None
 
     async def post(self, request: bytes) -> int:
+        reused = self.writer is not None
+        try:
+            return await self._post(request)
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            # The server closes keep-alive connections idle for a few seconds; a request written to
+            # one that was already closed was never read, so it goes again on a fresh connection.
+            if not (reused and getattr(exc, "unanswered", False)):
+                raise
+            return await self._post(request)
+
+    async def _post(self, request: bytes) -> int:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
         assert self.reader is not None
+        answered = False
         try:
             self.writer.write(request)
             status_line = await self.reader.readline()
             if not status_line:
-                raise ConnectionError("server closed the connection")
+                raise ConnectionError("server closed the connection before answering")
+            answered = True
             status = int(status_line.split()[1])
             length, close = 0, False
             while True:
@@ -122,8 +141,10 @@ class Conn:
             if close:
                 self.close()
             return status
-        except BaseException:
+        except BaseException as exc:
             self.close()
+            if not answered and isinstance(exc, (ConnectionError, asyncio.IncompleteReadError)):
+                exc.unanswered = True  # type: ignore[attr-defined]
             raise
 
     def close(self) -> None:
@@ -343,12 +364,16 @@ def main() -> None:
     ap.add_argument("--web-workers", type=int, default=cpus, help=f"uvicorn processes ({cpus})")
     ap.add_argument("--worker-processes", type=int, default=cpus, help=f"dramatiq processes ({cpus})")
     ap.add_argument("--worker-threads", type=int, default=2, help="dramatiq threads per process (2)")
-    ap.add_argument("--batch", type=int, default=int(os.environ.get("OMNIDESK_APPLY_BATCH", "100")),
-                    help="OMNIDESK_APPLY_BATCH for the workers (100)")
+    # Measured here: 10 applies 2-3x more events/s than the settings' default of 100, whose long
+    # batch transactions queue behind each other's row locks and deadlock (docs/benchmarks.md).
+    ap.add_argument("--batch", type=int, default=int(os.environ.get("OMNIDESK_APPLY_BATCH", "10")),
+                    help="OMNIDESK_APPLY_BATCH for the workers ($OMNIDESK_APPLY_BATCH, else 10)")
     # Under ASGI each request runs its sync view in a thread of its own, so a persistent connection
     # is never reused: it lingers until PostgreSQL runs out of connection slots ("too many clients").
-    ap.add_argument("--interface", choices=["asgi", "wsgi"], default="asgi",
-                    help="uvicorn serving config.asgi (default) or config.wsgi with a thread pool")
+    # Measured here: config.wsgi in uvicorn's thread pool takes 2-3x the webhooks of config.asgi,
+    # where each request runs in a new thread and so opens a new database connection.
+    ap.add_argument("--interface", choices=["asgi", "wsgi"], default="wsgi",
+                    help="uvicorn serving config.wsgi in a thread pool (default) or config.asgi")
     ap.add_argument("--web-conn-max-age", default=None,
                     help="DATABASE_CONN_MAX_AGE for the web processes (asgi: 0, a connection per request; wsgi: 60)")
     ap.add_argument("--worker-conn-max-age", default=os.environ.get("DATABASE_CONN_MAX_AGE"),
@@ -377,6 +402,7 @@ def main() -> None:
     flush_broker(args.broker)
 
     port = free_port()
+    db_name = urlparse(url).path.lstrip("/")
     rng = random.Random(args.seed)
     phase1 = build_events(args.events, start=0, port=port, follow_ups=args.follow_ups, rng=rng)
     n2 = 0 if args.skip_phase2 else int(args.rate * args.latency_seconds)
@@ -411,6 +437,7 @@ def main() -> None:
 
         say(f"phase 1: {len(phase1)} events over {args.concurrency} connections, as fast as they are taken")
         web_cpu0, worker_cpu0, gen_cpu0 = web.cpu_seconds(), worker.cpu_seconds() if worker else 0.0, own_cpu()
+        pg_cpu0 = postgres_cpu_seconds(db_name)
         sent1 = run_async(closed_loop(phase1, port=port, concurrency=args.concurrency))
         accept_s = sent1.last_at - sent1.first_at
         gen_cpu = own_cpu() - gen_cpu0
@@ -433,6 +460,9 @@ def main() -> None:
             "web": round((web.cpu_seconds() - web_cpu0) * 1000 / done1, 2),
             "workers": round((worker.cpu_seconds() - worker_cpu0) * 1000 / done1, 2),
             "generator": round(gen_cpu * 1000 / done1, 2),
+            "postgres": round(
+                sum(cpu - pg_cpu0.get(pid, 0.0) for pid, cpu in postgres_cpu_seconds(db_name).items()) * 1000 / done1, 2
+            ),
         }
 
         sent2 = Sent()
@@ -494,7 +524,7 @@ def main() -> None:
         (f"webhook latency at {args.rate:g}/s", f"p50 {figures['webhook_p50_ms']} ms, p99 {figures['webhook_p99_ms']} ms, "
                                                 f"max {figures['webhook_max_ms']} ms ({len(phase2)} events)"),
         ("CPU per event (phase 1)", ", ".join(f"{k} {v} ms" for k, v in cpu_ms.items())
-                                    + " (PostgreSQL and Redis not counted)"),
+                                    + " (postgres: live backends only; Redis not counted)"),
         ("load average (1 min)", f"{figures['load_average']} on {os.cpu_count()} CPUs"),
         ("lost (200 but no message)", integrity["lost"]),
         ("duplicated", f"{integrity['duplicated']} ({integrity['duplicate_messages']} messages, "
