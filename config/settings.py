@@ -181,7 +181,9 @@ OMNIDESK = {
     # Pending events older than this are re-enqueued by the sweep (broker down, worker killed).
     "SWEEP_PENDING_AFTER_S": env.int("OMNIDESK_SWEEP_PENDING_AFTER_S", default=30),
     "SWEEP_INTERVAL_S": env.int("OMNIDESK_SWEEP_INTERVAL_S", default=60),
-    "APPLY_BATCH": env.int("OMNIDESK_APPLY_BATCH", default=100),
+    # Small batches: a batch holds its row locks until commit, so big ones make workers wait and
+    # deadlock (docs/benchmarks.md: 10 applied 2–3× what 100 did with two workers).
+    "APPLY_BATCH": env.int("OMNIDESK_APPLY_BATCH", default=10),
     "OUTBOX_MAX_ATTEMPTS": env.int("OMNIDESK_OUTBOX_MAX_ATTEMPTS", default=12),
     # Platform timestamps older than this fall back to receipt time (historic imports need years).
     "MAX_MESSAGE_AGE_DAYS": env.int("OMNIDESK_MAX_MESSAGE_AGE_DAYS", default=3650),
