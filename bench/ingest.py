@@ -226,10 +226,9 @@ def own_cpu() -> float:
 def run_async(coro):  # type: ignore[no-untyped-def]
     try:
         import uvloop
-
-        return uvloop.run(coro)
     except ImportError:
         return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 # --- watching the database -----------------------------------------------------------------

@@ -96,6 +96,7 @@ class Proc:
         except subprocess.TimeoutExpired:
             pass
         self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)  # read with output() before stopping
 
     def _signal_group(self, sig: int) -> None:
         try:
