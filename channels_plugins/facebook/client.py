@@ -116,6 +116,11 @@ class GraphClient:
         except (KeyError, ValueError) as exc:  # facebook-sdk trips over answers without a JSON body
             response = getattr(self._last, "response", None)
             raise send_error(failure(facebook.GraphAPIError(str(exc)), response)) from None
+        response = getattr(self._last, "response", None)
+        if response is not None and response.status_code >= 400:
+            # facebook-sdk ignores the status: an error page without Graph's error object (a proxy's
+            # 502, or text it mistakes for a token answer) would otherwise pass for a sent reply
+            raise send_error(failure(facebook.GraphAPIError({}), response))
         if not isinstance(result, dict):
             raise PermanentSendError(f"the Graph API answered {type(result).__name__}, not an object")
         return result

@@ -14,6 +14,8 @@ from rest_framework.views import APIView
 
 from omnidesk.inbox.imports import DEFAULT_MAX_BYTES, ImportRefused, calls_import
 from omnidesk.plugins.models import ChannelAccount
+from omnidesk.routing.selectors import user_group_ids, user_is_manager
+from omnidesk.tickets.selectors import ticket_list_for_user
 
 from .permissions import IsDeskStaff
 
@@ -45,7 +47,8 @@ class CallImportView(APIView):
     """Import a CDR file into a phone channel account; answers with what became of every row.
 
     Send the file as multipart form field `file`, or as the raw body (`Content-Type: text/csv`).
-    Idempotent: uploading the same file again adds nothing. Managers and agents may import.
+    Idempotent: uploading the same file again adds nothing. Managers import into any account; agents
+    into the accounts of their groups (default group), and see only the tickets they may see.
     """
 
     permission_classes = [IsDeskStaff]
@@ -57,7 +60,10 @@ class CallImportView(APIView):
         responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT, 413: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request, slug: str) -> Response:
-        account = ChannelAccount.objects.filter(slug=slug).first()
+        accounts = ChannelAccount.objects.all()
+        if not user_is_manager(request.user):
+            accounts = accounts.filter(default_group_id__in=user_group_ids(request.user))
+        account = accounts.filter(slug=slug).first()
         if account is None:
             return _error(404, "not_found", f"no channel account {slug!r} that you can see")
         data = request.data
@@ -74,4 +80,8 @@ class CallImportView(APIView):
             summary = calls_import(account=account, data=data)
         except ImportRefused as exc:
             return _error(400, "import_refused", str(exc))
-        return Response(summary.as_dict(), status=200)
+        result = summary.as_dict()
+        # a call threaded onto another group's ticket must not reveal that ticket
+        result["tickets"] = sorted(ticket_list_for_user(user=request.user).filter(pk__in=result["tickets"])
+                                   .values_list("pk", flat=True))
+        return Response(result, status=200)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from omnidesk.customers.models import Identity
 from omnidesk.customers.selectors import customer_list_for_user
+from omnidesk.routing.selectors import user_group_ids, user_is_manager
 from omnidesk.tickets.replies import callback_log, note_create, reply_create, ticket_handoff
 from omnidesk.tickets.selectors import ticket_list_for_user
 from omnidesk.tickets.services import ticket_update
@@ -60,6 +61,16 @@ def _refuse_large_upload(request: Request) -> None:
         raise UploadTooLarge(message)
 
 
+def _refuse_assignee_who_cannot_see(user: Any, ticket: Any, changes: dict[str, Any]) -> None:
+    """Agents assign only someone who will see the ticket: a manager, or an agent of its (new) group."""
+    assignee = changes.get("assignee")
+    if assignee is None or user_is_manager(user) or user_is_manager(assignee):
+        return
+    group = changes["group"] if "group" in changes else ticket.group
+    if group is None or group.pk not in user_group_ids(assignee):
+        raise ValidationError({"assignee": f"{assignee.get_username()} is not in the ticket's group, so could not see it"})
+
+
 @extend_schema_view(
     list=extend_schema(parameters=TICKET_FILTERS, responses={200: TicketSerializer(many=True), 400: ErrorSerializer}),
     retrieve=extend_schema(responses={200: TicketDetailSerializer, 404: _NOT_FOUND}),
@@ -90,6 +101,7 @@ class TicketViewSet(ScopedObjectMixin, mixins.ListModelMixin, mixins.RetrieveMod
         ticket = self.get_object()
         body = TicketUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        _refuse_assignee_who_cannot_see(request.user, ticket, body.validated_data)
         ticket = ticket_update(ticket=ticket, user=request.user, **body.validated_data)
         return Response(TicketDetailSerializer(ticket, context=self.get_serializer_context()).data)
 
@@ -197,6 +209,7 @@ class CheckSerializer(serializers.Serializer):
     detail = serializers.CharField()
 
 
+@extend_schema_serializer(many=False)  # the list action answers one object
 class HealthSerializer(serializers.Serializer):
     status = serializers.CharField(help_text="ok or failing")
     checks = serializers.DictField(child=CheckSerializer(), help_text="database, broker, channel_layer")

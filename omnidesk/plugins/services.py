@@ -7,7 +7,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from .config import load_config, secret_fields
+from omnidesk.security.redact import secrets_redact, secrets_remember
+
+from .config import Secret, load_config, secret_fields
 from .contract import ChannelPlugin
 from .crypto import decrypt_secrets, encrypt_secrets
 from .models import ChannelAccount
@@ -24,6 +26,8 @@ def account_plugin(account: ChannelAccount) -> ChannelPlugin:
         return hit[1]
     cls = plugin_class(account.kind)
     config = load_config(cls.config_schema, account.config, decrypt_secrets(account.secrets_encrypted))
+    # every secret this process holds is redacted from stored errors and log lines (omnidesk/security)
+    secrets_remember(v.reveal() for v in vars(config).values() if isinstance(v, Secret))
     plugin = cls(config, account_slug=account.slug)
     _cache[account.pk] = (stamp, plugin)
     return plugin
@@ -77,7 +81,7 @@ def channel_account_record_success(*, account: ChannelAccount) -> None:
 
 
 def channel_account_record_error(*, account: ChannelAccount, error: str, needs_reauthorization: bool = False) -> None:
-    fields: dict[str, Any] = {"last_error": error[:2000], "last_error_at": timezone.now()}
+    fields: dict[str, Any] = {"last_error": secrets_redact(error)[:2000], "last_error_at": timezone.now()}
     if needs_reauthorization:
         fields["needs_reauthorization"] = True
     ChannelAccount.objects.filter(pk=account.pk).update(**fields)

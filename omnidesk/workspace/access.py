@@ -11,22 +11,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.urls import reverse
 
 from omnidesk.routing.selectors import user_can_work, user_is_manager
-
-#: scripts only from our own static files: an injected <script> or on*= attribute never runs
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-)
+from omnidesk.security.headers import security_headers
 
 
 def secure_headers(response: HttpResponse) -> HttpResponse:
-    response.headers.setdefault("Content-Security-Policy", CSP)
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
+    """The headers of every response (the middleware adds them too), and never cached: agents' data."""
+    return security_headers(response, private=True)
 
 
 def desk_page(view: Callable[..., HttpResponse] | None = None, *, managers_only: bool = False) -> Any:

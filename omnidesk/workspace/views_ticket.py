@@ -25,6 +25,8 @@ from .selectors import customer_history, customers_to_merge, reply_options, tick
 
 #: every attachment downloads (Content-Disposition: attachment); only these keep their own type
 _SAFE_TYPES = {"image/png", "image/jpeg", "image/gif", "application/pdf", "text/plain", "text/csv"}
+#: a file opened by the browser despite everything runs no script, loads nothing, is its own origin
+DOWNLOAD_CSP = "sandbox; default-src 'none'"
 
 
 def _ticket_or_404(request: HttpRequest, ticket_id: int) -> Ticket:
@@ -98,6 +100,7 @@ def attachment(request: HttpRequest, attachment_id: int) -> HttpResponse:
     content_type = item.content_type if item.content_type in _SAFE_TYPES else "application/octet-stream"
     response = FileResponse(item.file.open("rb"), as_attachment=True, filename=item.filename or "attachment",
                             content_type=content_type)
+    response["Content-Security-Policy"] = DOWNLOAD_CSP  # should a browser ever render it anyway
     return response
 
 

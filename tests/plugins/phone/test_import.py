@@ -95,7 +95,7 @@ def test_every_layout_imports(name: str, phone_account) -> None:  # type: ignore
 def test_api_upload_multipart_and_raw(phone_account, django_user_model) -> None:  # type: ignore[no-untyped-def]
     url = "/api/v1/channel-accounts/acme-phone/calls/import/"
     agent = django_user_model.objects.create_user(username="sam")
-    Agent.objects.create(user=agent, role="agent")
+    Agent.objects.create(user=agent, role="agent").groups.add(phone_account.default_group)  # agents: their groups' accounts
     client = APIClient()
     client.force_authenticate(agent)
     with MASTER.open("rb") as fh:

@@ -1,0 +1,1 @@
+"""Cross-cutting protections: security headers on every response, login throttling."""
