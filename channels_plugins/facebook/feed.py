@@ -36,7 +36,7 @@ def change(event: Json, *, page: str, at: str) -> list[ParsedItem]:
 
 
 def feed_value(value: Json, *, page: str, at: str, mention: bool = False) -> list[ParsedItem]:
-    item, verb = value.get("item"), value.get("verb")
+    item, verb = _word(value, "item", at), _word(value, "verb", at)
     author_id, author_name = _author(value, at)
     if item in ("reaction", "like"):
         target = value.get("comment_id") or value.get("post_id") or "?"
@@ -90,6 +90,14 @@ def feed_value(value: Json, *, page: str, at: str, mention: bool = False) -> lis
     if value.get("is_hidden") is True:  # hidden on arrival by the Page's moderation filters
         return [message, MessageUpdate(object_id, "hidden", at=when)]
     return [message]
+
+
+def _word(value: Json, key: str, at: str) -> str | None:
+    """`item` / `verb`: a word or absent; anything else (an object, a list) is not Meta's."""
+    word = value.get(key)
+    if word is not None and not isinstance(word, str):
+        raise BadEvent(f"{at}.value.{key}: must be text, got {type(word).__name__}")
+    return word
 
 
 def _author(value: Json, at: str) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from omnidesk.plugins.payloads import content_type_check
 from omnidesk.plugins.contract import (
     SignatureInvalid,
     WebhookRequest,
@@ -23,6 +24,7 @@ def sign(app_secret: str, body: bytes) -> str:
 def verify(request: WebhookRequest, *, app_secret: str, verify_token: str) -> WebhookResponse | None:
     if request.method.upper() == "GET":
         return handshake(request, verify_token=verify_token)
+    content_type_check(request.headers)
     given = request.headers.get(SIGNATURE_HEADER, "").strip()
     if not given:
         raise SignatureInvalid(f"missing {SIGNATURE_HEADER} header (is the app secret set in the Meta app?)")

@@ -34,10 +34,14 @@ from omnidesk.plugins.contract import (
     signatures_match,
 )
 
+from omnidesk.plugins.payloads import JSON_TYPES, content_type_check
+
 from . import cdr, cti, layouts
 from .parsing import BadNumber, Call, Rules, e164, is_internal, to_item
 
 SIGNATURE_HEADER = "X-Omnidesk-Signature"
+#: Twilio posts its callbacks as a form (or JSON, signed through the URL's bodySHA256)
+FORM = "application/x-www-form-urlencoded"
 FORMATS = ("asterisk", "asterisk_custom", "freeswitch", "generic")
 
 
@@ -78,7 +82,7 @@ class PhoneConfig(ConfigSchema):
             problems.append(f"timezone: {self.timezone!r} is not an IANA time zone such as Europe/London")
         try:
             re.compile(self.internal_pattern)
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError) as exc:  # a{99999999999} overflows, not re.error
             problems.append(f"internal_pattern: {exc}")
         if self.default_region and not (len(self.default_region) == 2 and self.default_region.isalpha()):
             problems.append("default_region: must be a two-letter ISO country code such as GB")
@@ -136,6 +140,7 @@ class PhoneChannel(ChannelPlugin[PhoneConfig]):
     def verify(self, request: WebhookRequest) -> WebhookResponse | None:
         twilio = request.headers.get(cti.TWILIO_HEADER, "")
         if twilio:
+            content_type_check(request.headers, (*JSON_TYPES, FORM))
             if not self.config.twilio_auth_token:
                 raise SignatureInvalid("this account has no twilio_auth_token, so Twilio callbacks are refused")
             url = self._twilio_url(request.url)
@@ -145,6 +150,7 @@ class PhoneChannel(ChannelPlugin[PhoneConfig]):
         given = request.headers.get(SIGNATURE_HEADER, "")
         if not given:
             raise SignatureInvalid(f"missing {SIGNATURE_HEADER} (CTI) or {cti.TWILIO_HEADER} header")
+        content_type_check(request.headers)  # CTI events are JSON
         if not self.config.secret:
             raise SignatureInvalid("this account has no secret, so CTI webhooks are refused")
         if not given.startswith("sha256="):

@@ -28,6 +28,8 @@ from omnidesk.plugins.contract import (
     WebhookResponse,
 )
 
+from omnidesk.plugins.payloads import content_type_check
+
 from . import parsing, webhook
 from .client import DEFAULT_HOST, RateLimited, XClient
 from .textlength import split_thread, weighted_length
@@ -119,6 +121,7 @@ class TwitterChannel(ChannelPlugin[TwitterConfig]):
             if not token:
                 raise SignatureInvalid("a GET must carry crc_token (X's Account Activity CRC check)")
             return webhook.crc_response(secret, token)
+        content_type_check(request.headers)
         webhook.verify_signature(secret, request.body, request.headers.get(webhook.SIGNATURE_HEADER, ""))
         return None
 

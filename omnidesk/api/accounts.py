@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import ProtectedError
-from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
@@ -57,6 +57,7 @@ class PluginSerializer(serializers.Serializer):
     event_types = serializers.DictField(child=serializers.CharField(), help_text="event type → what becomes of it")
 
 
+@extend_schema_serializer(many=False)  # the list action answers one object: {"channels": [...], ...}
 class ChannelListSerializer(serializers.Serializer):
     channels = PluginSerializer(many=True)
     load_errors = serializers.DictField(child=serializers.CharField(), help_text="entry point → why it did not load")

@@ -41,7 +41,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return None
     data = response.data
     code = getattr(exc, "default_code", "error")
-    if isinstance(data, dict) and set(data) == {"detail"}:
+    if isinstance(data, dict) and set(data) == {"detail"} and isinstance(data["detail"], list):
+        response.data = {"error": code, "detail": _flatten(data["detail"])}  # several problems, one sentence each
+    elif isinstance(data, dict) and set(data) == {"detail"}:
         response.data = {"error": getattr(data["detail"], "code", code), "detail": str(data["detail"])}
     else:
         response.data = {"error": "invalid", "detail": _flatten(data), "fields": data}

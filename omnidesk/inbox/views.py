@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from omnidesk.plugins.contract import Feature, Headers, RawEvent, WebhookRequest
-from omnidesk.plugins.errors import ConfigInvalid, SignatureInvalid
+from omnidesk.plugins.errors import ConfigInvalid, PluginError, SignatureInvalid, UnsupportedMediaType
 from omnidesk.plugins.models import ChannelAccount
 from omnidesk.plugins.registry import UnknownPlugin
 from omnidesk.plugins.services import account_plugin
@@ -53,6 +53,10 @@ def webhook(request: HttpRequest, slug: str) -> HttpResponse:
         handshake = plugin.verify(hook)
     except SignatureInvalid as exc:
         return _error(401, exc.code, exc.message)
+    except UnsupportedMediaType as exc:
+        return _error(415, exc.code, exc.message)
+    except PluginError as exc:  # anything else verify() refuses is the sender's mistake, never a 500
+        return _error(400, exc.code, exc.message)
     if handshake is not None:
         return HttpResponse(handshake.body, status=handshake.status, content_type=handshake.content_type)
     if request.method != "POST":

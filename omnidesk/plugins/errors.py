@@ -28,6 +28,12 @@ class SignatureInvalid(PluginError):
     code = "signature_invalid"
 
 
+class UnsupportedMediaType(PluginError):
+    """A webhook's Content-Type is not what the channel sends: refuse it (415), store nothing."""
+
+    code = "unsupported_media_type"
+
+
 class MalformedPayload(PluginError):
     """The bytes are not what the channel sends (truncated JSON, broken CSV, ...)."""
 

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from .errors import MalformedPayload
+from .errors import MalformedPayload, UnsupportedMediaType
+
+JSON_TYPES = ("application/json",)
 
 
 def load_json(body: bytes, *, allow_list: bool = False) -> Any:
@@ -24,6 +26,21 @@ def load_json(body: bytes, *, allow_list: bool = False) -> Any:
         return data
     wanted = "a JSON object or list" if allow_list else "a JSON object"
     raise MalformedPayload(f"body must be {wanted}, got {type(data).__name__}")
+
+
+def content_type_check(headers: Mapping[str, str], accepted: tuple[str, ...] = JSON_TYPES) -> None:
+    """Refuse a webhook whose Content-Type says it is not what the channel sends.
+
+    A missing Content-Type is let through (the signature and the parser still judge the body);
+    a present one must be one of `accepted` (or `application/<anything>+json` when JSON is).
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    given = lowered.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not given or given in accepted:
+        return
+    if "application/json" in accepted and given.startswith("application/") and given.endswith("+json"):
+        return
+    raise UnsupportedMediaType(f"Content-Type {given!r} is not accepted here; send {' or '.join(accepted)}")
 
 
 def iso_timestamp(data: Mapping[str, Any], key: str, *, required: bool = False) -> datetime | None:
