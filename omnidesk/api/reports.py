@@ -77,6 +77,15 @@ class DrillTicketSerializer(serializers.Serializer):
         return f"/api/v1/tickets/{obj.pk}/"
 
 
+class DrillTicketPageSerializer(serializers.Serializer):
+    """One page of the drill-down (limit/offset pagination)."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = DrillTicketSerializer(many=True)
+
+
 class ParityReportViewSet(viewsets.ViewSet):
     """Channel parity: is every channel served as well as the others? Definitions: docs/reports.md."""
 
@@ -115,7 +124,7 @@ class ParityReportViewSet(viewsets.ViewSet):
             OpenApiParameter("metric", OpenApiTypes.STR, enum=[*DRILLDOWN_METRICS], description="the figure"),
             OpenApiParameter("slower_than", OpenApiTypes.FLOAT, description="seconds; first_response(_business), resolution"),
         ],
-        responses={200: DrillTicketSerializer(many=True), 400: ErrorSerializer, 404: ErrorSerializer},
+        responses={200: DrillTicketPageSerializer, 400: ErrorSerializer, 404: ErrorSerializer},
     )
     @action(detail=False, url_path="tickets")
     def tickets(self, request: Request) -> Response:

@@ -1,28 +1,29 @@
 """The parity figures per channel, read from the database: a PostgreSQL path and a portable one.
 
-Both return the same `Raw` figures for the same data (tests/reports/test_paths.py runs both on
-the same PostgreSQL data). Definitions: docs/reports.md.
+Both return the same `Raw` figures for the same data (tests/reports/test_report.py runs both on
+the same PostgreSQL data). Definitions: docs/reports.md. Both read ticket rows only: what lives in
+the messages is stored on the ticket as it happens (omnidesk/reports/facts.py).
 
-- PostgreSQL: aggregates with FILTER, percentile_cont under GROUPING SETS (channel and pooled in
-  one pass), a window function pairing each customer message with the next agent message.
-- Portable (SQLite has no percentile_cont): per-ticket rows read through the ORM, the same
+- PostgreSQL: one statement of hash aggregates (counts with FILTER under GROUPING SETS, channel and
+  pooled; a count/min/max histogram of every time sample), then exact percentiles from the
+  histogram, reading back only a few buckets (omnidesk/reports/buckets.py): no million-row sort.
+- Portable (SQLite has no percentile_cont): the ticket rows read through the ORM, the same
   definitions applied in Python with stats.percentile (percentile_cont semantics).
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
-from omnidesk.tickets.models import Message, Ticket, TicketEvent
+from omnidesk.tickets.models import Ticket, TicketEvent
 
+from .buckets import Bucket, merged, plan_finish, plan_make, plan_needs
 from .stats import merge_counts, percentile
 
 POOLED = "all"
@@ -105,6 +106,13 @@ def figures_compute(*, scope: Scope, resolution_s: int = 60, portable: bool | No
 
 # --- portable -----------------------------------------------------------------------------------
 
+#: the ticket columns both paths read: stored fields and facts (omnidesk/reports/facts.py), no messages
+_COLUMNS = (
+    "origin_account__kind", "customer_first_message_at", "first_response_at", "first_response_business_s",
+    "solved_at", "first_response_met", "resolution_met", "reopen_count", "handoff_at", "first_message_public",
+    "next_response_samples", "ingest_lag_samples",
+)
+
 
 def _bucket(seconds: float, resolution_s: int) -> int:
     return math.floor(seconds / resolution_s)
@@ -118,30 +126,8 @@ def _portable(scope: Scope, resolution_s: int) -> dict[str, Raw]:
     out: dict[str, Raw] = defaultdict(Raw)
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     tickets = scoped_tickets(scope=scope)
-    rows = tickets.values_list(
-        "id", "origin_account__kind", "customer_first_message_at", "first_response_at", "first_response_business_s",
-        "solved_at", "first_response_met", "resolution_met", "reopen_count", "handoff_at",
-    )
-    info: dict[int, tuple[str, datetime, datetime | None]] = {}
-    for tid, ch, cfm, fra, frb, solved, fr_met, res_met, reopens, handoff in rows.iterator(chunk_size=5000):
-        info[tid] = (ch, cfm, fra)
-        for key in (ch, POOLED):
-            r = out[key]
-            r.volume += 1
-            r.answered += fra is not None
-            r.fr_decided += fr_met is not None
-            r.fr_met += fr_met is True
-            r.res_decided += res_met is not None
-            r.res_met += res_met is True
-            r.reopened += reopens > 0
-        if fra is not None:
-            _add(values, ch, "first_response", _seconds(fra, cfm))
-        if frb is not None:
-            _add(values, ch, "first_response_business", frb)
-        if solved is not None:
-            _add(values, ch, "resolution", _seconds(solved, cfm))
-
-    handoffs = dict(tickets.filter(handoff_at__isnull=False).values_list("id", "handoff_at"))
+    for row in tickets.values_list(*_COLUMNS).iterator(chunk_size=5000):
+        _ticket_add(out, values, *row)
     transfers = (
         TicketEvent.objects.filter(ticket__in=tickets, action__in=TRANSFER_ACTIONS)
         .filter(old__isnull=False, new__isnull=False)
@@ -151,37 +137,37 @@ def _portable(scope: Scope, resolution_s: int) -> dict[str, Raw]:
         out[ch].transfers += 1
         out[POOLED].transfers += 1
 
-    messages = (
-        Message.objects.filter(ticket__in=tickets, sent_at__isnull=False)
-        .values_list("ticket_id", "direction", "kind", "automated", "visibility", "sent_at", "received_at", "account__kind")
-        .order_by("ticket_id", "sent_at", "id")
-    )
-    current: int | None = None
-    batch: list[tuple] = []  # type: ignore[type-arg]
-    for row in messages.iterator(chunk_size=5000):
-        if row[0] != current and batch:
-            _ticket_messages(out, values, info[current], batch, current in handoffs)  # type: ignore[index]
-            batch = []
-        current = row[0]
-        batch.append(row)
-    if batch:
-        _ticket_messages(out, values, info[current], batch, current in handoffs)  # type: ignore[index]
-
-    channels = [k for k in values]
-    for ch in channels:
-        for metric, vals in values[ch].items():
-            _summarise(out[ch], metric, vals, resolution_s)
     pooled_values: dict[str, list[float]] = defaultdict(list)
-    for ch in channels:
-        for metric, vals in values[ch].items():
+    for ch, metrics in values.items():
+        for metric, vals in metrics.items():
+            _summarise(out[ch], metric, vals, resolution_s)
             pooled_values[metric] += vals
     for metric, vals in pooled_values.items():
         _summarise(out[POOLED], metric, vals, 0)
     return dict(out)
 
 
-def _add(values: dict[str, dict[str, list[float]]], ch: str, metric: str, v: float) -> None:
-    values[ch][metric].append(v)
+def _ticket_add(out, values, ch, cfm, fra, frb, solved, fr_met, res_met, reopens, handoff, public, nxt, lags) -> None:  # type: ignore[no-untyped-def]
+    for key in (ch, POOLED):
+        r = out[key]
+        r.volume += 1
+        r.answered += fra is not None
+        r.fr_decided += fr_met is not None
+        r.fr_met += fr_met is True
+        r.res_decided += res_met is not None
+        r.res_met += res_met is True
+        r.reopened += reopens > 0
+        r.public_first += public
+        r.handed_off += public and handoff is not None
+    if fra is not None:
+        values[ch]["first_response"].append(_seconds(fra, cfm))
+    if frb is not None:
+        values[ch]["first_response_business"].append(frb)
+    if solved is not None:
+        values[ch]["resolution"].append(_seconds(solved, cfm))
+    values[ch]["next_response"] += nxt
+    for kind, lag in lags.items():
+        values[kind]["ingest_lag"] += lag
 
 
 def _summarise(raw: Raw, metric: str, vals: list[float], resolution_s: int) -> None:
@@ -196,47 +182,40 @@ def _summarise(raw: Raw, metric: str, vals: list[float], resolution_s: int) -> N
         raw.hist[metric] = hist
 
 
-def _ticket_messages(out, values, info, batch, handed_off: bool) -> None:  # type: ignore[no-untyped-def]
-    ch, cfm, fra = info
-    outs = sorted(
-        sent for _, d, kind, automated, _, sent, _, _ in batch
-        if d == Message.Direction.OUTBOUND and kind == Message.Kind.MESSAGE and not automated
-    )
-    public_first = False
-    for _, d, kind, automated, visibility, sent, received, account_kind in batch:
-        if d != Message.Direction.INBOUND:
-            continue
-        _add(values, account_kind or ch, "ingest_lag", _seconds(received, sent))
-        if visibility == "public" and sent == cfm:
-            public_first = True
-        if automated or fra is None or sent <= fra:
-            continue
-        i = bisect.bisect_left(outs, sent)
-        if i < len(outs):
-            _add(values, ch, "next_response", _seconds(outs[i], sent))
-    if public_first:
-        for key in (ch, POOLED):
-            out[key].public_first += 1
-            out[key].handed_off += handed_off
-
-
 # --- PostgreSQL ---------------------------------------------------------------------------------
+#
+# One statement: a hash aggregate of the counts per channel and pooled, and a histogram
+# (count, min, max per bucket) of every time sample; percentiles come exactly from the histogram
+# (omnidesk/reports/buckets.py), reading back only the few buckets where an order statistic is
+# neither its bucket's first nor last value. Nothing sorts the million rows.
 
-#: per-sort memory for the report's queries (the default 4 MB spills million-row sorts to disk)
+#: hash tables of the report's aggregates stay in memory (the default 4 MB spills to disk)
 WORK_MEM = "256MB"
+#: bucket width (s) for ingest lag, a few seconds typically (time metrics use the rank test's width)
+LAG_BUCKET_S = 0.1
 _T = Ticket._meta.db_table
-_M = Message._meta.db_table
 _E = TicketEvent._meta.db_table
 _A = Ticket._meta.get_field("origin_account").related_model._meta.db_table  # type: ignore[union-attr]
+_ACTIONS = ", ".join(f"'{a}'" for a in TRANSFER_ACTIONS)
 
 
-def _scope_sql(scope: Scope) -> tuple[str, list[object]]:
-    sql = (
-        "SELECT t.id, t.customer_first_message_at, t.first_response_at, t.first_response_business_s, t.solved_at, "
-        "t.first_response_met, t.resolution_met, t.reopen_count, t.handoff_at, a.kind AS channel "
-        f"FROM {_T} t JOIN {_A} a ON a.id = t.origin_account_id "
-        "WHERE t.customer_first_message_at >= %s AND t.customer_first_message_at < %s"
-    )
+def _scope_sql(scope: Scope, *, counts: bool = True) -> tuple[str, list[object]]:
+    """The tickets in scope as rows t: the time samples, and with `counts` what the counts need."""
+    counted = """t.first_response_at IS NOT NULL AS answered, t.first_response_met AS fr_met,
+               t.resolution_met AS res_met, t.reopen_count > 0 AS reopened, t.first_message_public AS pub,
+               t.handoff_at IS NOT NULL AS handed, coalesce(tr.n, 0) AS transfers,"""
+    transfers = f"""LEFT JOIN (
+          SELECT ticket_id, count(*) AS n FROM {_E}
+          WHERE action IN ({_ACTIONS}) AND old IS NOT NULL AND new IS NOT NULL GROUP BY ticket_id
+        ) tr ON tr.ticket_id = t.id"""
+    sql = f"""
+        SELECT a.kind AS channel, {counted if counts else ""}
+               extract(epoch FROM (t.first_response_at - t.customer_first_message_at))::float8 AS fr,
+               t.first_response_business_s AS frb,
+               extract(epoch FROM (t.solved_at - t.customer_first_message_at))::float8 AS res,
+               t.next_response_samples AS nxt, t.ingest_lag_samples AS lags
+        FROM {_T} t JOIN {_A} a ON a.id = t.origin_account_id {transfers if counts else ""}
+        WHERE t.customer_first_message_at >= %s AND t.customer_first_message_at < %s"""
     params: list[object] = [scope.since, scope.until]
     if scope.group_ids is not None:
         sql += " AND t.group_id = ANY(%s)"
@@ -244,137 +223,109 @@ def _scope_sql(scope: Scope) -> tuple[str, list[object]]:
     return sql, params
 
 
-def _pct_sql(expr: str, metric: str) -> str:
-    qs = ",".join(str(q) for q in QUANTILES[metric])
-    return f"percentile_cont(ARRAY[{qs}]::float8[]) WITHIN GROUP (ORDER BY {expr}), count({expr})"
+def _elements(array: str) -> str:
+    """(channel, v) for each number of the JSON array `array` of each row of t: the first two by
+    subscript (most tickets have one or two), a set-returning function only for longer arrays."""
+    return f"""SELECT channel, ({array} ->> 0)::float8 AS v FROM t WHERE ({array} ->> 0) IS NOT NULL
+        UNION ALL SELECT channel, ({array} ->> 1)::float8 FROM t WHERE ({array} ->> 1) IS NOT NULL
+        UNION ALL SELECT channel, e.v::float8 FROM t CROSS JOIN LATERAL jsonb_array_elements_text({array}) WITH ORDINALITY e(v, i)
+          WHERE jsonb_array_length({array}) > 2 AND e.i > 2"""
+
+
+#: each time sample of a metric as (channel, v) from the scoped ticket rows t
+_SAMPLES = {
+    "first_response": "SELECT channel, fr AS v FROM t WHERE fr IS NOT NULL",
+    "first_response_business": "SELECT channel, frb AS v FROM t WHERE frb IS NOT NULL",
+    "resolution": "SELECT channel, res AS v FROM t WHERE res IS NOT NULL",
+    "next_response": _elements("t.nxt"),
+    # the ticket's own channel, then (rarely any) messages that came in on another channel's account
+    "ingest_lag": _elements("(t.lags -> t.channel)") + """
+        UNION ALL
+        SELECT kv.key, e::float8 FROM t CROSS JOIN LATERAL jsonb_each(t.lags - t.channel) kv
+          CROSS JOIN LATERAL jsonb_array_elements_text(kv.value) e
+        WHERE t.lags - t.channel <> '{}'::jsonb""",
+}
+
+
+def _bucket_sql(metric: str, resolution_s: int) -> str:
+    width = LAG_BUCKET_S if metric == "ingest_lag" else float(resolution_s)
+    return f"floor(v / {width!r}::float8)::bigint"
 
 
 def _postgres(scope: Scope, resolution_s: int) -> dict[str, Raw]:
-    scope_sql, params = _scope_sql(scope)
-    fr = "extract(epoch FROM (t.first_response_at - t.customer_first_message_at))::float8"
-    res = "extract(epoch FROM (t.solved_at - t.customer_first_message_at))::float8"
-    frb = "t.first_response_business_s"
-    public_first = (
-        f"EXISTS (SELECT 1 FROM {_M} m WHERE m.ticket_id = t.id AND m.direction = 'in' "
-        "AND m.visibility = 'public' AND m.sent_at = t.customer_first_message_at)"
-    )
     out: dict[str, Raw] = defaultdict(Raw)
     with connection.cursor() as cur:
-        # percentile_cont and the window sort a million rows: in memory, not in external merges on disk
+        # hash aggregates in memory; no JIT (compiling costs seconds, the plans are simple)
         cur.execute("SET work_mem = %s", [WORK_MEM])
+        cur.execute("SET jit = off")
         try:
-            _pg_queries(cur, out, scope_sql, params, resolution_s, fr, res, frb, public_first)
+            hists = _pg_counts_and_histograms(cur, out, scope, resolution_s)
+            _pg_percentiles(cur, out, scope, resolution_s, hists)
         finally:
             cur.execute("RESET work_mem")
+            cur.execute("RESET jit")
+    for (ch, metric), hist in hists.items():
+        if metric in RANKED:
+            out[ch].hist[metric] = {b: bucket.n for b, bucket in hist.items()}
     return dict(out)
 
 
-def _pg_queries(cur, out, scope_sql, params, resolution_s, fr, res, frb, public_first) -> None:  # type: ignore[no-untyped-def]
+def _pg_counts_and_histograms(cur, out, scope, resolution_s) -> dict[tuple[str, str], dict[int, Bucket]]:  # type: ignore[no-untyped-def]
+    scope_sql, params = _scope_sql(scope)
+    histograms = " UNION ALL ".join(
+        f"SELECT channel, 0, '{metric}', ARRAY[{_bucket_sql(metric, resolution_s)}, count(*)], min(v), max(v) "
+        f"FROM ({sql}) x GROUP BY channel, {_bucket_sql(metric, resolution_s)}"
+        for metric, sql in _SAMPLES.items()
+    )
     cur.execute(
         f"""
         WITH t AS MATERIALIZED ({scope_sql})
-        SELECT channel, GROUPING(channel), count(*), count(first_response_at),
-               count(*) FILTER (WHERE first_response_met), count(first_response_met),
-               count(*) FILTER (WHERE resolution_met), count(resolution_met),
-               count(*) FILTER (WHERE reopen_count > 0),
-               {_pct_sql(fr, "first_response")},
-               {_pct_sql(frb, "first_response_business")},
-               {_pct_sql(res, "resolution")}
+        SELECT channel, GROUPING(channel), NULL, ARRAY[
+                 count(*), count(*) FILTER (WHERE answered), count(*) FILTER (WHERE fr_met), count(fr_met),
+                 count(*) FILTER (WHERE res_met), count(res_met), count(*) FILTER (WHERE reopened),
+                 sum(transfers)::bigint, count(*) FILTER (WHERE pub), count(*) FILTER (WHERE pub AND handed)],
+               NULL::float8, NULL::float8
         FROM t GROUP BY GROUPING SETS ((channel), ())
+        UNION ALL {histograms}
         """,
         params,
     )
-    for row in cur.fetchall():
-        raw = out[POOLED if row[1] else row[0]]
-        (raw.volume, raw.answered, raw.fr_met, raw.fr_decided, raw.res_met, raw.res_decided, raw.reopened) = row[2:9]
-        _pcts(raw, "first_response", row[9], row[10])
-        _pcts(raw, "first_response_business", row[11], row[12])
-        _pcts(raw, "resolution", row[13], row[14])
-
-    cur.execute(
-        f"""
-        WITH t AS MATERIALIZED ({scope_sql})
-        SELECT channel, GROUPING(channel), count(*), count(*) FILTER (WHERE handoff_at IS NOT NULL)
-        FROM t WHERE {public_first} GROUP BY GROUPING SETS ((channel), ())
-        """,
-        params,
-    )
-    for ch, grouped, n, handed in cur.fetchall():
-        raw = out[POOLED if grouped else ch]
-        raw.public_first, raw.handed_off = n, handed
-
-    cur.execute(
-        f"""
-        WITH t AS MATERIALIZED ({scope_sql})
-        SELECT channel, GROUPING(channel), count(*) FROM {_E} e JOIN t ON t.id = e.ticket_id
-        WHERE e.action = ANY(%s) AND e.old IS NOT NULL AND e.new IS NOT NULL
-        GROUP BY GROUPING SETS ((channel), ())
-        """,
-        [*params, list(TRANSFER_ACTIONS)],
-    )
-    for ch, grouped, n in cur.fetchall():
-        out[POOLED if grouped else ch].transfers = n
-
-    lag = "extract(epoch FROM (m.received_at - m.sent_at))::float8"
-    cur.execute(
-        f"""
-        WITH t AS MATERIALIZED ({scope_sql})
-        SELECT coalesce(a.kind, t.channel) AS ch, GROUPING(coalesce(a.kind, t.channel)), {_pct_sql(lag, "ingest_lag")}
-        FROM {_M} m JOIN t ON t.id = m.ticket_id LEFT JOIN {_A} a ON a.id = m.account_id
-        WHERE m.direction = 'in' AND m.sent_at IS NOT NULL
-        GROUP BY GROUPING SETS ((coalesce(a.kind, t.channel)), ())
-        """,
-        params,
-    )
-    for ch, grouped, pcts, n in cur.fetchall():
-        _pcts(out[POOLED if grouped else ch], "ingest_lag", pcts, n)
-
-    # each customer message after the first response, paired with the next agent message
-    cur.execute(
-        f"""
-        WITH t AS MATERIALIZED ({scope_sql}),
-        pairs AS MATERIALIZED (
-          SELECT channel, extract(epoch FROM (next_out - sent_at))::float8 AS s FROM (
-            SELECT t.channel, t.first_response_at, m.direction, m.automated, m.sent_at,
-                   min(m.sent_at) FILTER (WHERE m.direction = 'out' AND m.kind = 'message' AND NOT m.automated)
-                     OVER (PARTITION BY m.ticket_id ORDER BY m.sent_at
-                           RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS next_out
-            FROM {_M} m JOIN t ON t.id = m.ticket_id
-            WHERE m.sent_at IS NOT NULL AND t.first_response_at IS NOT NULL
-          ) x
-          WHERE direction = 'in' AND NOT automated AND sent_at > first_response_at AND next_out IS NOT NULL
-        )
-        SELECT channel, GROUPING(channel), {_pct_sql("s", "next_response")}, NULL::bigint, NULL::bigint
-        FROM pairs GROUP BY GROUPING SETS ((channel), ())
-        UNION ALL
-        SELECT channel, 0, NULL, NULL, floor(s / %s)::bigint, count(*) FROM pairs GROUP BY 1, 5
-        """,
-        [*params, resolution_s],
-    )
-    for ch, grouped, pcts, n, bucket, count in cur.fetchall():
-        raw = out[POOLED if grouped else ch]
-        if bucket is None:
-            _pcts(raw, "next_response", pcts, n)
+    hists: dict[tuple[str, str], dict[int, Bucket]] = defaultdict(dict)
+    for ch, grouped, metric, numbers, lo, hi in cur.fetchall():
+        if metric is None:
+            raw = out[POOLED if grouped else ch]
+            (raw.volume, raw.answered, raw.fr_met, raw.fr_decided, raw.res_met, raw.res_decided, raw.reopened,
+             raw.transfers, raw.public_first, raw.handed_off) = numbers
         else:
-            raw.hist.setdefault("next_response", {})[bucket] = count
-
-    cur.execute(
-        f"""
-        WITH t AS MATERIALIZED ({scope_sql})
-        SELECT channel, v.metric, floor(v.s / %s)::bigint, count(*)
-        FROM t CROSS JOIN LATERAL (VALUES
-          ('first_response', {fr}), ('first_response_business', {frb}), ('resolution', {res})
-        ) v(metric, s)
-        WHERE v.s IS NOT NULL GROUP BY 1, 2, 3
-        """,
-        [*params, resolution_s],
-    )
-    for ch, metric, bucket, count in cur.fetchall():
-        out[ch].hist.setdefault(metric, {})[bucket] = count
+            hists[ch, metric][numbers[0]] = Bucket(numbers[1], lo, hi)
+    return hists
 
 
-def _pcts(raw: Raw, metric: str, values: Iterable[float] | None, n: int) -> None:
-    qs = QUANTILES[metric]
-    vals = list(values) if values is not None else [None] * len(qs)
-    raw.pct[metric] = {qname(q): v for q, v in zip(qs, vals)}
-    raw.n[metric] = n or 0
+def _pg_percentiles(cur, out, scope, resolution_s, hists) -> None:  # type: ignore[no-untyped-def]
+    plans = {key: plan_make(hist, QUANTILES[key[1]]) for key, hist in hists.items()}
+    for metric in QUANTILES:
+        pooled = merged(h for (_, m), h in hists.items() if m == metric)
+        plans[POOLED, metric] = plan_make(pooled, QUANTILES[metric])
+    needs: dict[str, set[int]] = defaultdict(set)
+    for (_, metric), plan in plans.items():
+        needs[metric] |= plan_needs(plan)
+    values: dict[tuple[str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    if any(needs.values()):
+        scope_sql, params = _scope_sql(scope, counts=False)
+        wanted = [(m, sorted(b)) for m, b in sorted(needs.items()) if b]
+        reads = " UNION ALL ".join(
+            f"SELECT channel, '{metric}', {_bucket_sql(metric, resolution_s)}, v FROM ({_SAMPLES[metric]}) x "
+            f"WHERE {_bucket_sql(metric, resolution_s)} = ANY(%s)"
+            for metric, _ in wanted
+        )
+        cur.execute(f"WITH t AS MATERIALIZED ({scope_sql}) {reads}", [*params, *(b for _, b in wanted)])
+        for ch, metric, b, v in cur.fetchall():
+            values[ch, metric][b].append(v)
+            values[POOLED, metric][b].append(v)
+        for by_bucket in values.values():
+            for vals in by_bucket.values():
+                vals.sort()
+    for (ch, metric), plan in plans.items():
+        pct = plan_finish(plan, values[ch, metric]) if plan.n else {}
+        out[ch].pct[metric] = {qname(q): pct.get(q) for q in QUANTILES[metric]}
+        out[ch].n[metric] = plan.n

@@ -24,11 +24,15 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     ordered = sorted(values)
     pos = q * (len(ordered) - 1)
     lo = math.floor(pos)
-    hi = math.ceil(pos)
-    if lo == hi:
-        return float(ordered[lo])
+    return interpolate(ordered[lo], ordered[math.ceil(pos)], pos, lo)
+
+
+def interpolate(low: float, high: float, pos: float, lo: int) -> float:
+    """percentile_cont between the order statistics at ranks floor(pos) = lo and ceil(pos)."""
+    if pos == lo:
+        return float(low)
     # the same expression PostgreSQL evaluates, so both paths agree to the last bit
-    return float(ordered[lo]) + (pos - lo) * (float(ordered[hi]) - float(ordered[lo]))
+    return float(low) + (pos - lo) * (float(high) - float(low))
 
 
 def normal_sf(z: float) -> float:

@@ -64,9 +64,17 @@ class Ticket(models.Model):
     first_response_business_s = models.FloatField(null=True, blank=True)
     first_response_met = models.BooleanField(null=True, blank=True)
     resolution_met = models.BooleanField(null=True, blank=True)
+    # report facts, recomputed from the messages when they change (omnidesk.reports.facts; docs/reports.md)
+    #: the customer's first message (sent at customer_first_message_at) was public
+    first_message_public = models.BooleanField(default=False)
+    #: seconds from each customer message after the first response to the next agent message
+    next_response_samples = models.JSONField(default=list, blank=True)
+    #: {channel kind: [received_at - sent_at of each inbound message, seconds]}
+    ingest_lag_samples = models.JSONField(default=dict, blank=True)
 
     class Meta:
         indexes = [
+            models.Index(fields=["customer_first_message_at"], name="ticket_report_scope"),
             models.Index(fields=["status", "group"]),
             models.Index(fields=["assignee", "status"]),
             models.Index(fields=["customer", "status"]),
@@ -193,7 +201,14 @@ class TicketEvent(models.Model):
 
     class Meta:
         ordering = ["at", "pk"]
-        indexes = [models.Index(fields=["ticket", "at"])]
+        indexes = [
+            models.Index(fields=["ticket", "at"]),
+            # transfers (the parity report): a change from one assignee/group to another
+            models.Index(
+                fields=["ticket"], name="ticketevent_transfer",
+                condition=Q(action__in=["assignee_changed", "group_changed"], old__isnull=False, new__isnull=False),
+            ),
+        ]
 
 
 class OutboundMessage(models.Model):

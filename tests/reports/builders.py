@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from omnidesk.customers.models import Customer
 from omnidesk.plugins.models import ChannelAccount
+from omnidesk.reports.facts import report_facts_save
 from omnidesk.tickets.models import Message, Ticket, TicketEvent
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
@@ -79,4 +80,5 @@ def build(spec: Spec) -> Ticket:
     if spec.fr is not None:
         Message.objects.create(ticket=ticket, direction="out", kind="note", visibility="private", sent_at=at(1),
                                received_at=at(1), state="sent")
+    report_facts_save(ticket_id=ticket.pk)  # written behind the services' back: the facts computed as they would be
     return ticket
