@@ -25,8 +25,8 @@ from collections import Counter
 from datetime import timedelta
 
 from _common import (
-    child_env, django_setup, ensure_database, free_port, percentile, port_open, report, reset_data, say,
-    start_server, wait_until,
+    child_env, django_setup, ensure_database, free_port, percentile, port_open, postgres_cpu_seconds, report,
+    reset_data, say, start_server, wait_until,
 )
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/omnidesk_bench_claim"
@@ -147,12 +147,21 @@ def phase_http(tokens: list[str], *, port: int, seconds: float) -> tuple[list[fl
     return lat, got, elapsed, bad
 
 
+def _pg_cpu_since(before: dict[int, float], database: str) -> float:
+    after = postgres_cpu_seconds(database)
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tickets", type=int, default=100_000)
     ap.add_argument("--agents", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=15.0, help="length of each phase")
     ap.add_argument("--web-workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--interface", choices=("asgi", "wsgi"), default="asgi",
+                    help="config.asgi, or config.wsgi in uvicorn's thread pool (persistent connections)")
+    ap.add_argument("--pool", type=int, default=16,
+                    help="DATABASE_POOL_MAX_SIZE of each uvicorn process (0: a persistent connection per request thread)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -164,16 +173,25 @@ def main() -> None:
     people = setup(args.tickets, args.agents)
     load_before = os.getloadavg()
 
+    database = url.rsplit("/", 1)[-1]
     say(f"phase A: the service, {args.agents} threads, {args.seconds:g}s")
+    pg0, cpu0 = postgres_cpu_seconds(database), time.process_time()
     s_lat, s_got, s_elapsed = phase_service([u for u, _ in people], seconds=args.seconds)
+    s_cpu = {"python": time.process_time() - cpu0, "postgres": _pg_cpu_since(pg0, database)}
 
     port = free_port()
-    server = start_server(port=port, workers=args.web_workers, env=child_env(DATABASE_URL=url, LOG_LEVEL="WARNING"))
+    pool = str(args.pool if args.interface == "asgi" else 0)
+    server = start_server(port=port, workers=args.web_workers, interface=args.interface,
+                          env=child_env(DATABASE_URL=url, LOG_LEVEL="WARNING", DATABASE_POOL_MAX_SIZE=pool))
     try:
         wait_until(lambda: port_open(port), timeout=60, what="uvicorn")
         time.sleep(1.0)
-        say(f"phase B: HTTP, {args.agents} closed-loop clients, {args.web_workers} uvicorn process(es), {args.seconds:g}s")
+        say(f"phase B: HTTP, {args.agents} closed-loop clients, {args.web_workers} uvicorn process(es) "
+            f"({args.interface}), {args.seconds:g}s")
+        pg0, web0, gen0 = postgres_cpu_seconds(database), server.cpu_seconds(), time.process_time()
         h_lat, h_got, h_elapsed, bad = phase_http([t for _, t in people], port=port, seconds=args.seconds)
+        h_cpu = {"web": server.cpu_seconds() - web0, "postgres": _pg_cpu_since(pg0, database),
+                 "generator": time.process_time() - gen0}
     finally:
         server.stop()
 
@@ -192,6 +210,9 @@ def main() -> None:
         "service_claims_per_s": round(len(s_got) / s_elapsed, 1),
         "service_p50_ms": round(percentile(s_lat, 50) * 1000, 2),
         "service_p99_ms": round(percentile(s_lat, 99) * 1000, 2),
+        # CPU per claim does not move with the neighbours' load (2 cores / CPU per claim = the ceiling)
+        "service_cpu_ms": {k: round(v / max(len(s_got), 1) * 1000, 3) for k, v in s_cpu.items()},
+        "http_cpu_ms": {k: round(v / max(len(h_got), 1) * 1000, 3) for k, v in h_cpu.items()},
         "double_claims": double,
         "lost_claims": lost,
         "http_errors": dict(bad),
@@ -204,6 +225,8 @@ def main() -> None:
                               f"p99 {figures['service_p99_ms']} ms ({len(s_got)} claims)"),
         ("HTTP (closed loop)", f"{figures['claims_per_s']} claims/s, p50 {figures['claim_p50_ms']} ms, "
                                f"p99 {figures['claim_p99_ms']} ms ({len(h_got)} claims, errors {dict(bad)})"),
+        ("CPU per claim, service", ", ".join(f"{k} {v} ms" for k, v in figures["service_cpu_ms"].items())),
+        ("CPU per claim, HTTP", ", ".join(f"{k} {v} ms" for k, v in figures["http_cpu_ms"].items())),
         ("double claims", double),
         ("claimed but not assigned", lost),
         ("load average before/after", f"{figures['load_avg_before']} / {figures['load_avg_after']}"),

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.authentication import TokenScheme
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.authentication import TokenAuthentication
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import AuthenticationFailed, NotFound, ValidationError
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from omnidesk.routing import rules_engine as engine
 from omnidesk.routing.assignment import PresenceInvalid, presence_set
@@ -136,9 +140,42 @@ class RuleViewSet(viewsets.ModelViewSet):
         return Response(DryRunSerializer(data).data)
 
 
+class TokenWithAgentProfile(TokenAuthentication):
+    """Token authentication that reads the user's agent profile in the same query: "next ticket"
+    is the hottest endpoint, and the permission and the claim both need the profile."""
+
+    def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
+        model = self.get_model()
+        try:
+            token = model.objects.select_related("user", "user__agent").get(key=key)
+        except model.DoesNotExist:
+            raise AuthenticationFailed("Invalid token.") from None
+        if not token.user.is_active:
+            raise AuthenticationFailed("User inactive or deleted.")
+        return token.user, token
+
+
+class TokenWithAgentProfileScheme(TokenScheme):
+    """The same "Token <key>" header in the schema; its own name, as drf-spectacular names one class per scheme."""
+
+    target_class = "omnidesk.api.routing.TokenWithAgentProfile"
+    name = "tokenAuthAgent"
+    priority = 0
+
+
+@functools.cache
+def _claimed_ticket_serializer() -> TicketSerializer:
+    """One serializer per process for claimed tickets: DRF builds a serializer's fields anew for
+    every instance, which was most of a claim's CPU. It reads no request context, so it is shared."""
+    return TicketSerializer(context={})
+
+
 class QueueViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """The single queue: what you may take, most urgent first (earliest SLA deadline, priority, age)."""
 
+    authentication_classes = [
+        TokenWithAgentProfile if cls is TokenAuthentication else cls for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES
+    ]
     permission_classes = [IsDeskStaff]
     serializer_class = TicketSerializer
 
@@ -162,9 +199,10 @@ class QueueViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             return Response({"error": "at_capacity", "detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         if ticket is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(TicketSerializer(ticket, context=self.get_serializer_context()).data)
+        return Response(_claimed_ticket_serializer().to_representation(ticket))
 
 
+@extend_schema_serializer(many=False)  # GET answers your own presence, one object, unpaginated
 class PresenceSerializer(serializers.Serializer):
     presence = serializers.ChoiceField(choices=Agent.Presence.values)
 

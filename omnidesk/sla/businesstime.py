@@ -27,6 +27,13 @@ class BusinessCalendar:
     hours: Mapping[int, tuple[tuple[time, time], ...]]
     holidays: frozenset[date] = field(default_factory=frozenset)
     _days: dict[date, list[tuple[datetime, datetime]]] = field(default_factory=dict, compare=False, repr=False)
+    #: open every whole day, no holidays: business time is calendar time (no interval walking)
+    _always: bool = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        whole_day = ((time(0), time(0)),)
+        always = not self.holidays and all(tuple(self.hours.get(d, ())) == whole_day for d in range(7))
+        object.__setattr__(self, "_always", always)
 
     @classmethod
     def always_open(cls) -> BusinessCalendar:
@@ -67,6 +74,8 @@ class BusinessCalendar:
     # -- queries -----------------------------------------------------------------------
     def is_open(self, instant: datetime) -> bool:
         instant = _aware(instant).astimezone(UTC)
+        if self._always:
+            return True
         for s, e in self.intervals(instant):
             return s <= instant < e
         return False
@@ -77,6 +86,8 @@ class BusinessCalendar:
             raise ValueError("cannot add negative business time")
         if seconds == 0:
             return _aware(start)
+        if self._always:
+            return _aware(start).astimezone(UTC) + timedelta(seconds=seconds)
         remaining = seconds
         for s, e in self.intervals(start):
             span = (e - s).total_seconds()
@@ -91,6 +102,8 @@ class BusinessCalendar:
         total = 0.0
         if end <= start:
             return 0.0
+        if self._always:
+            return (end - start).total_seconds()
         for s, e in self.intervals(start):
             if s >= end:
                 break

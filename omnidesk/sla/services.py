@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import holidays as holiday_data
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from omnidesk.broker import nudge
+from omnidesk.reports.facts import report_facts_refresh
 from omnidesk.tickets.models import Message, Ticket, TicketEvent
 
 from .businesstime import BusinessCalendar
@@ -91,8 +93,12 @@ def policy_for_ticket(ticket: Ticket, policies: list[Policy] | None = None) -> t
         "visibility": lambda: _ticket_visibility(ticket),
         "customer_tags": lambda: sorted(set(ticket.tags) | set(ticket.customer.tags if ticket.customer_id else [])),
     }
+    return _first_match(policies if policies is not None else Policy.objects.filter(active=True).select_related("calendar"), lookups)
+
+
+def _first_match(policies: Iterable[Policy], lookups: dict[str, Callable[[], object]]) -> tuple[Policy | None, str]:
     facts: dict[str, object] = {}
-    for policy in policies if policies is not None else Policy.objects.filter(active=True).select_related("calendar"):
+    for policy in policies:
         reasons = []
         ok = True
         for key, allowed in policy.conditions.items():
@@ -135,7 +141,16 @@ def sla_recompute(
     policy, reason = policy_for_ticket(ticket, policies if policies is not None else _cached_policies.get())
     ticket.sla_policy = policy
     ticket.sla_reason = reason[:300]
-    cal = business_calendar(policy.calendar if policy else None)
+    fresh = _clocks(ticket, policy, business_calendar(policy.calendar if policy else None), now)
+    if save:
+        ticket.save(update_fields=list(dict.fromkeys([*_SLA_FIELDS, *also_save, "updated_at"])))
+        TicketEvent.objects.bulk_create(_announcement_events(ticket, fresh))
+    return fresh
+
+
+def _clocks(ticket: Any, policy: Policy | None, cal: BusinessCalendar, now: datetime) -> list[Announcement]:
+    """Run the clocks of `ticket` (a Ticket, or a bulk row with the same attributes) under `policy`:
+    sets its deadlines, outcomes and next check, and returns the warnings/breaches now due."""
     targets = (policy.targets.get(ticket.priority) if policy else None) or {}
     pct = (policy.warn_at_percent if policy else 80) / 100
 
@@ -183,20 +198,19 @@ def sla_recompute(
     ticket.sla_due_at = min(running) if running else None
     ticket.sla_announced = sorted(announced)
     ticket.sla_next_check_at = min(upcoming) if upcoming else None
-    if save:
-        ticket.save(update_fields=list(dict.fromkeys([*_SLA_FIELDS, *also_save, "updated_at"])))
-        TicketEvent.objects.bulk_create(_announcement_events(ticket, fresh))
     return fresh
 
 
-def _announcement_events(ticket: Ticket, fresh: list[Announcement]) -> list[TicketEvent]:
-    return [
-        TicketEvent(
-            ticket=ticket, action=f"sla_{a.kind}", actor=TicketEvent.Actor.SYSTEM, field=a.metric, new=a.due.isoformat(),
-            note=f"{a.metric.replace('_', ' ')} {'due' if a.kind == 'warning' else 'overdue since'} {a.due:%Y-%m-%d %H:%M} UTC",
-        )
-        for a in fresh
-    ]
+def _announcement_events(ticket: Any, fresh: list[Announcement]) -> list[TicketEvent]:
+    return [TicketEvent(ticket_id=ticket.pk, actor=TicketEvent.Actor.SYSTEM, **announcement_event(a)) for a in fresh]
+
+
+def announcement_event(a: Announcement) -> dict[str, str]:
+    """The TicketEvent fields that announce a warning or a breach (besides ticket and actor)."""
+    return {
+        "action": f"sla_{a.kind}", "field": a.metric, "new": a.due.isoformat(),
+        "note": f"{a.metric.replace('_', ' ')} {'due' if a.kind == 'warning' else 'overdue since'} {a.due:%Y-%m-%d %H:%M} UTC",
+    }
 
 
 _SLA_FIELDS = [
@@ -230,6 +244,7 @@ def sla_customer_message(*, ticket: Ticket, at: datetime, also_save: list[str] =
 def sla_agent_response(*, ticket: Ticket, also_save: list[str] = ()) -> list[Announcement]:  # type: ignore[assignment]
     """An agent answered the customer (a reply or a call-back that reached them)."""
     ticket.awaiting_response_since = None
+    also_save = [*also_save, *report_facts_refresh(ticket=ticket)]  # the parity report's per-ticket facts
     ticket.sla_announced = [k for k in ticket.sla_announced if not k.startswith("next_response:")]
     return sla_recompute(ticket=ticket, also_save=[*also_save, "awaiting_response_since"])
 
@@ -245,12 +260,23 @@ def sla_sweep(*, now: datetime | None = None, limit: int = 1000) -> dict[int, li
             .filter(sla_next_check_at__lte=now)
             .order_by("sla_next_check_at")[:limit]
         )
-        for ticket in due:
-            fresh = sla_recompute(ticket=ticket, now=now)
-            if fresh:
-                out[ticket.pk] = fresh
-                from omnidesk.routing.services import rules_after_sla
-                rules_after_sla(ticket=ticket, announcements=fresh)
+        if not due:
+            return out
+        from omnidesk.routing.services import rules_after_sla
+
+        from .recompute import announcements_record, sla_fields_write
+
+        with policies_loaded_once():  # read once, not once per due ticket
+            for ticket in due:
+                if fresh := sla_recompute(ticket=ticket, now=now, save=False):
+                    out[ticket.pk] = fresh
+                    ticket.updated_at = timezone.now()
+            sla_fields_write(due)  # one statement for all, then what follows from the announcements
+            announcements_record([(pk, a) for pk, items in out.items() for a in items])
+            Ticket.objects.filter(pk__in=list(out)).update(updated_at=timezone.now())
+            for ticket in due:
+                if ticket.pk in out:
+                    rules_after_sla(ticket=ticket, announcements=out[ticket.pk])
         if out:
             from omnidesk.workspace import live
 
@@ -298,41 +324,11 @@ def _recompute_later() -> None:
     nudge(recompute_open_tickets)
 
 
-def sla_recompute_open(*, batch: int = 500) -> int:
+def sla_recompute_open(*, batch: int = 1000) -> int:
     """Recompute every ticket that is not solved or closed (after a policy or calendar change)."""
-    done = 0
-    last = 0
-    policies = list(Policy.objects.filter(active=True).select_related("calendar"))
-    while True:
-        with transaction.atomic():
-            tickets = list(
-                Ticket.objects.select_related("customer", "origin_account")
-                .exclude(status__in=STOPPED)
-                .filter(pk__gt=last)
-                .order_by("pk")[:batch]
-            )
-            events: list[TicketEvent] = []
-            for ticket in tickets:
-                events += _announcement_events(ticket, sla_recompute(ticket=ticket, policies=policies, save=False))
-            _write_sla_fields(tickets)
-            TicketEvent.objects.bulk_create(events, batch_size=batch)
-        if not tickets:
-            return done
-        done += len(tickets)
-        last = tickets[-1].pk
+    from .recompute import open_tickets_recompute
 
-
-def _write_sla_fields(tickets: list[Ticket]) -> None:
-    """One parameterized UPDATE per ticket, sent as a batch (psycopg pipelines executemany);
-    Django's bulk_update builds a CASE per field, which is slow for this many fields."""
-    if not tickets:
-        return
-    fields = [Ticket._meta.get_field(name) for name in _SLA_FIELDS]
-    assignments = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields)
-    sql = f"UPDATE {connection.ops.quote_name(Ticket._meta.db_table)} SET {assignments} WHERE id = %s"
-    rows = [[f.get_db_prep_save(getattr(t, f.attname), connection) for f in fields] + [t.pk] for t in tickets]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+    return open_tickets_recompute(batch=batch)
 
 
 def sla_remaining(ticket: Ticket, now: datetime | None = None) -> dict[str, dict[str, object]]:
