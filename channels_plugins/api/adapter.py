@@ -33,6 +33,7 @@ from omnidesk.plugins.contract import (
     signatures_match,
 )
 from omnidesk.plugins.html import sanitize_html
+from omnidesk.plugins.payloads import content_type_check
 
 from . import parsing
 from .client import SIGNATURE_HEADER, CallbackClient
@@ -56,6 +57,7 @@ class ApiChannel(ChannelPlugin[ApiConfig]):
     event_types = {
         "message": "a customer's message → a message on a ticket (new thread → new ticket)",
         "delivery": "delivered / read / failed notice about a reply we sent → updates that reply",
+        "status": "a monitoring / status-page incident update → opens, updates or resolves an incident",
     }
 
     def __init__(self, config: ApiConfig, *, account_slug: str = "", session: requests.Session | None = None) -> None:
@@ -63,6 +65,7 @@ class ApiChannel(ChannelPlugin[ApiConfig]):
         self._session = session
 
     def verify(self, request: WebhookRequest) -> WebhookResponse | None:
+        content_type_check(request.headers)
         given = request.headers.get(SIGNATURE_HEADER, "")
         if not given:
             raise SignatureInvalid(f"missing {SIGNATURE_HEADER} header")
@@ -89,6 +92,8 @@ class ApiChannel(ChannelPlugin[ApiConfig]):
                     at=parsing.timestamp(data, "at"),
                 )
             ]
+        if kind == "status":
+            return [parsing.status_signal(data)]
         author = parsing.obj(data, "author")
         also = []
         email = parsing.text(author, "email", required=False, limit=320, path="author.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omnidesk.plugins.contract import MalformedPayload, UnsupportedEvent
+from omnidesk.plugins.contract import MalformedPayload, StatusSignal, UnsupportedEvent
 from omnidesk.plugins.payloads import iso_timestamp, load_json
 
 MAX_TEXT = 100_000
@@ -54,3 +54,28 @@ def load_object(body: bytes) -> dict[str, Any]:
 
 
 timestamp = iso_timestamp
+
+
+STATUS_LEVELS = ("investigating", "identified", "monitoring", "resolved")
+
+
+def status_signal(data: dict[str, Any]) -> StatusSignal:
+    """`{"type": "status", "id", "incident", "status", "title", "text", "components", "at"}` (doc.md)."""
+    level = text(data, "status", limit=20)
+    if level not in STATUS_LEVELS:
+        raise MalformedPayload(f"status: must be one of {', '.join(STATUS_LEVELS)}, got {level!r}")
+    components = data.get("components", [])
+    if not isinstance(components, list) or not all(isinstance(c, str) and 0 < len(c) <= 200 for c in components):
+        raise MalformedPayload("components: must be a list of names (strings up to 200 characters)")
+    if len(components) > 50:
+        raise MalformedPayload(f"components: {len(components)} is over the limit of 50")
+    at = timestamp(data, "at")
+    return StatusSignal(
+        external_id=text(data, "id", limit=300),
+        incident_key=text(data, "incident", limit=300),
+        status=level,  # type: ignore[arg-type]
+        title=text(data, "title", limit=200),
+        text=text(data, "text", required=False, limit=MAX_TEXT),
+        components=tuple(components),
+        at=at,
+    )

@@ -6,12 +6,14 @@ from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import Resolver404, path, re_path, resolve
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from .accounts import ChannelAccountViewSet, ChannelViewSet
 from .calls import CallImportView
 from .routing import PresenceViewSet, QueueViewSet, RuleViewSet
+from .incidents import IncidentViewSet
 from .reports import ParityReportViewSet
 from .sla import CalendarViewSet, PolicyViewSet
 from .views import CustomerViewSet, HealthViewSet, TicketViewSet
@@ -40,8 +42,10 @@ router.register("routing/rules", RuleViewSet, basename="routing-rule")
 router.register("routing/presence", PresenceViewSet, basename="routing-presence")
 router.register("queue", QueueViewSet, basename="queue")
 router.register("reports/parity", ParityReportViewSet, basename="report-parity")
+router.register("incidents", IncidentViewSet, basename="incident")
 
 
+@csrf_exempt  # a POST to an unknown path is a 404 in JSON, not the CSRF middleware's HTML 403
 def not_found(request: HttpRequest, rest: str) -> JsonResponse:
     """Unknown API paths answer JSON too, with a hint when only the trailing slash is missing."""
     detail = f"there is no API endpoint {request.path}; see /api/v1/ for the list"
@@ -60,5 +64,5 @@ urlpatterns = [
         "channel-accounts/<slug:slug>/calls/import/", CallImportView.as_view(), name="channel-account-calls-import"
     ),
     *router.urls,
-    re_path(r"^(?P<rest>.*)$", not_found),
+    re_path(r"^(?P<rest>[\s\S]*)$", not_found),  # any path, even one with a %0A in it
 ]

@@ -23,6 +23,7 @@ class Job:
 
 
 def jobs() -> list[Job]:
+    from omnidesk.incidents.tasks import detect_incidents
     from omnidesk.sla.tasks import sweep_sla
     from omnidesk.tickets.tasks import sweep_outbox
 
@@ -32,8 +33,9 @@ def jobs() -> list[Job]:
         # At start-up every pending event is re-enqueued, however young: a previous run may have died.
         Job("sweep-inbound-all", None, lambda: sweep_inbound.send(0), at_start=True),
         Job("sweep-inbound", settings.OMNIDESK["SWEEP_INTERVAL_S"], lambda: sweep_inbound.send()),
-        Job("sweep-outbox", 30.0, lambda: sweep_outbox.send(), at_start=True),
+        Job("sweep-outbox", settings.OMNIDESK["OUTBOX_SWEEP_INTERVAL_S"], lambda: sweep_outbox.send(), at_start=True),
         Job("sweep-sla", 60.0, lambda: sweep_sla.send(), at_start=True),
+        Job("detect-incidents", settings.OMNIDESK["INCIDENT_DETECT_INTERVAL_S"], lambda: detect_incidents.send()),
     ]
 
 

@@ -263,7 +263,26 @@ class Invalid:
     reason: str
 
 
-ParsedItem = InboundMessage | DeliveryUpdate | MessageUpdate | Ignored | Invalid
+StatusLevel = Literal["investigating", "identified", "monitoring", "resolved"]
+
+
+@dataclass(frozen=True)
+class StatusSignal:
+    """A monitoring or status-page incident (not a customer): the core opens, updates or resolves an incident."""
+
+    #: idempotency key of this one update
+    external_id: str
+    #: the sender's id of the incident; every update of one incident carries the same key
+    incident_key: str
+    status: StatusLevel
+    title: str
+    text: str = ""
+    #: affected components as the sender names them ("Mobile app", "Payments")
+    components: tuple[str, ...] = ()
+    at: datetime | None = None
+
+
+ParsedItem = InboundMessage | DeliveryUpdate | MessageUpdate | Ignored | Invalid | StatusSignal
 
 
 # --- what send() takes and returns --------------------------------------------------------

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigSchema, Secret, _strip_optional
-from .contract import ChannelPlugin, DeliveryUpdate, Ignored, InboundMessage, Invalid, MessageUpdate
+from .contract import ChannelPlugin, DeliveryUpdate, Ignored, InboundMessage, Invalid, MessageUpdate, StatusSignal
 from .errors import PluginError
 
 GOLDEN_SUFFIX = ".expected.json"
@@ -290,7 +290,7 @@ def check_items(items: object, event_types: Mapping[str, str], where: str) -> No
     if not isinstance(items, list):
         raise AssertionError(f"{where}: parse() must return a list, got {type(items).__name__}")
     for item in items:
-        if not isinstance(item, (InboundMessage, DeliveryUpdate, MessageUpdate, Ignored, Invalid)):
+        if not isinstance(item, (InboundMessage, DeliveryUpdate, MessageUpdate, Ignored, Invalid, StatusSignal)):
             raise AssertionError(f"{where}: parse() returned {type(item).__name__}, which is not a contract item")
         if isinstance(item, InboundMessage):
             if item.event_type not in event_types:

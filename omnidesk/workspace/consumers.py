@@ -37,6 +37,9 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
     async def ticket_changed(self, event: dict) -> None:
         await self.send_json({"event": "ticket.changed", "ticket": event["ticket"], "change": event["change"]})
 
+    async def incident_changed(self, event: dict) -> None:
+        await self.send_json({"event": "incident.changed", "incident": event["incident"]})
+
 
 class TicketConsumer(AsyncJsonWebsocketConsumer):
     """ws/tickets/<id>/: who else is viewing or typing on this ticket, and changes to it.

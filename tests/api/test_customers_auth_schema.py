@@ -72,7 +72,7 @@ def test_root_lists_every_endpoint(agent):
     assert set(body) == {
         "health", "channels", "channel-accounts", "tickets", "customers", "sla/policies", "sla/calendars", "schema",
         "routing/rules", "routing/presence", "queue",
-        "reports/parity",
+        "reports/parity", "incidents",
     }
     assert body["tickets"].endswith("/api/v1/tickets/")
 

@@ -118,7 +118,7 @@ def test_channels_lists_the_api_plugin_with_capabilities_and_schema(agent):
     schema = {field["name"]: field for field in api["config_schema"]}
     assert schema["secret"]["secret"] is True and schema["secret"]["required"] is True
     assert schema["callback_url"]["default"] == ""
-    assert set(api["event_types"]) == {"message", "delivery"}
+    assert set(api["event_types"]) == {"message", "delivery", "status"}
 
 
 def test_channels_need_login():

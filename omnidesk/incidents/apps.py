@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class IncidentsConfig(AppConfig):
+    name = "omnidesk.incidents"
+    label = "incidents"
+    verbose_name = "Incidents"
