@@ -49,6 +49,8 @@ from _common import (
     wait_until,
 )
 
+from omnidesk.devtools.traffic import Conn  # the keep-alive HTTP/1.1 client the scale-out test uses too
+
 SLUG = "bench-api"
 SECRET = "bench-secret"
 HOST = "127.0.0.1"
@@ -91,66 +93,6 @@ def build_events(count: int, *, start: int, port: int, follow_ups: float, rng: r
         ).encode()
         events.append(Event(payload["id"], head + body))
     return events
-
-
-# --- a minimal keep-alive HTTP/1.1 client (the generator shares the 2 cores: keep it light) --
-
-
-class Conn:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, request: bytes) -> int:
-        reused = self.writer is not None
-        try:
-            return await self._post(request)
-        except (ConnectionError, asyncio.IncompleteReadError) as exc:
-            # The server closes keep-alive connections idle for a few seconds; a request written to
-            # one that was already closed was never read, so it goes again on a fresh connection.
-            if not (reused and getattr(exc, "unanswered", False)):
-                raise
-            return await self._post(request)
-
-    async def _post(self, request: bytes) -> int:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
-        assert self.reader is not None
-        answered = False
-        try:
-            self.writer.write(request)
-            status_line = await self.reader.readline()
-            if not status_line:
-                raise ConnectionError("server closed the connection before answering")
-            answered = True
-            status = int(status_line.split()[1])
-            length, close = 0, False
-            while True:
-                line = await self.reader.readline()
-                if line in (b"\r\n", b"\n", b""):
-                    break
-                name, _, value = line.partition(b":")
-                name = name.strip().lower()
-                if name == b"content-length":
-                    length = int(value)
-                elif name == b"connection" and value.strip().lower() == b"close":
-                    close = True
-            if length:
-                await self.reader.readexactly(length)
-            if close:
-                self.close()
-            return status
-        except BaseException as exc:
-            self.close()
-            if not answered and isinstance(exc, (ConnectionError, asyncio.IncompleteReadError)):
-                exc.unanswered = True  # type: ignore[attr-defined]
-            raise
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
 
 
 @dataclass

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
+
+from django.db.models import Q
 
 from omnidesk.plugins.contract import Author, IdentityRef
 
@@ -13,7 +16,48 @@ from .models import Customer, Identity
 log = logging.getLogger(__name__)
 
 
-def _lookup(ref: IdentityRef) -> Identity | None:
+IdentityKey = tuple[str, str, str]
+
+
+def identity_key(ref: IdentityRef) -> IdentityKey:
+    return (ref.kind.value, ref.namespace, ref.value)
+
+
+class IdentityLookups:
+    """The identities of a whole apply batch, read in one query.
+
+    For the (normalized) refs it was built for, a miss means "not in the database when the
+    batch started"; identities the batch creates are added as it goes. A ref it was not built
+    for is looked up in the database. The caller drops it when a savepoint rolls back (the rows
+    it remembers may then be gone): see `disabled`.
+    """
+
+    def __init__(self, refs: Iterable[IdentityRef]) -> None:
+        keys = {identity_key(ref) for ref in refs}
+        self._rows: dict[IdentityKey, Identity | None] = dict.fromkeys(keys)
+        self.disabled = False
+        #: customers this batch created: nothing of theirs can predate the batch
+        self.customers_created: set[int] = set()
+        if keys:
+            match = Q()
+            for kind, namespace, value in keys:
+                match |= Q(kind=kind, namespace=namespace, value=value)
+            for identity in Identity.objects.select_related("customer").filter(match):
+                self._rows[(identity.kind, identity.namespace, identity.value)] = identity
+
+    def covers(self, ref: IdentityRef) -> bool:
+        return not self.disabled and identity_key(ref) in self._rows
+
+    def get(self, ref: IdentityRef) -> Identity | None:
+        return self._rows[identity_key(ref)]
+
+    def add(self, identity: Identity) -> None:
+        self._rows[(identity.kind, identity.namespace, identity.value)] = identity
+
+
+def _lookup(ref: IdentityRef, known: IdentityLookups | None = None) -> Identity | None:
+    if known is not None and known.covers(ref):
+        return known.get(ref)
     return (
         Identity.objects.select_related("customer")
         .filter(kind=ref.kind.value, namespace=ref.namespace, value=ref.value)
@@ -29,46 +73,61 @@ def _survivor(customer: Customer) -> Customer:
     return customer
 
 
-def customer_resolve(*, author: Author, default_region: str = "", seen_at: datetime | None = None) -> tuple[Customer, Identity, list[str]]:
+def author_refs(author: Author, *, default_region: str = "") -> tuple[IdentityRef, list[IdentityRef], list[str]]:
+    """The author's primary identity and the valid `also` ones, normalized (duplicates dropped),
+    with a note per invalid `also` identity. Raises InvalidIdentity for an unusable primary."""
+    primary = normalize(author.identity, default_region=default_region)
+    notes: list[str] = []
+    also: dict[IdentityKey, IdentityRef] = {}
+    for ref in author.also:
+        try:
+            normal = normalize(ref, default_region=default_region)
+        except InvalidIdentity as exc:
+            notes.append(f"ignored identity: {exc}")
+            continue
+        if identity_key(normal) != identity_key(primary):
+            also.setdefault(identity_key(normal), normal)
+    return primary, list(also.values()), notes
+
+
+def customer_resolve(
+    *, author: Author, default_region: str = "", seen_at: datetime | None = None, known: IdentityLookups | None = None
+) -> tuple[Customer, Identity, list[str]]:
     """The customer behind `author`, creating customer and identities as needed.
 
     An identity seen before maps to its customer; otherwise an email or phone the channel
     vouches for (`author.also`) that is already known links to that customer. Returns the
     notes on identities that were skipped as invalid, so nothing is dropped silently.
-    Raises InvalidIdentity when the primary identity itself is unusable.
+    Raises InvalidIdentity when the primary identity itself is unusable. `known`: the batch's
+    identities read beforehand (see IdentityLookups), saving a query per identity.
     """
-    primary_ref = normalize(author.identity, default_region=default_region)
-    notes: list[str] = []
-    also: list[IdentityRef] = []
-    for ref in author.also:
-        try:
-            also.append(normalize(ref, default_region=default_region))
-        except InvalidIdentity as exc:
-            notes.append(f"ignored identity: {exc}")
+    primary_ref, also, notes = author_refs(author, default_region=default_region)
+    found = {identity_key(ref): _lookup(ref, known) for ref in also}
 
-    primary = _lookup(primary_ref)
+    primary = _lookup(primary_ref, known)
+    new: list[Identity] = []
+    created = primary is None
     if primary is not None:
         customer = _survivor(primary.customer)
     else:
-        customer = None
-        for ref in also:
-            known = _lookup(ref)
-            if known is not None:
-                customer = _survivor(known.customer)
-                break
+        linked = next((identity for identity in found.values() if identity is not None), None)
+        customer = _survivor(linked.customer) if linked is not None else None
         if customer is None:
             customer = Customer.objects.create(display_name=author.display_name[:200])
-        primary = Identity.objects.create(
+            if known is not None:
+                known.customers_created.add(customer.pk)
+        primary = Identity(
             customer=customer,
             kind=primary_ref.kind.value,
             namespace=primary_ref.namespace,
             value=primary_ref.value,
             display_name=author.display_name[:200],
         )
+        new.append(primary)
     for ref in also:
-        existing = _lookup(ref)
+        existing = found[identity_key(ref)]
         if existing is None:
-            Identity.objects.create(customer=customer, kind=ref.kind.value, namespace=ref.namespace, value=ref.value)
+            new.append(Identity(customer=customer, kind=ref.kind.value, namespace=ref.namespace, value=ref.value))
         elif _survivor(existing.customer).pk != customer.pk:
             notes.append(f"{ref.kind.value} {ref.value} belongs to another customer; not merged automatically")
 
@@ -83,7 +142,12 @@ def customer_resolve(*, author: Author, default_region: str = "", seen_at: datet
             primary.verified = author.verified
         primary.reach_seen_at = seen_at
         changed += ["followers", "verified", "reach_seen_at"]
-    if changed:
+    if new:  # one INSERT for the primary and the `also` identities
+        Identity.objects.bulk_create(new)
+        for identity in new:
+            if known is not None:
+                known.add(identity)
+    if changed and not created:
         primary.save(update_fields=changed)
     if not customer.display_name and author.display_name:
         customer.display_name = author.display_name[:200]

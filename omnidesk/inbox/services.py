@@ -8,17 +8,20 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from omnidesk.broker import nudge
 from omnidesk.customers.identities import InvalidIdentity
 from omnidesk.plugins.contract import DeliveryUpdate, Ignored, InboundMessage, Invalid, MessageUpdate, RawEvent
+from omnidesk.plugins.contract import StatusSignal
+from omnidesk.incidents.signals import status_signal_apply
 from omnidesk.plugins.errors import PluginError
 from omnidesk.plugins.models import ChannelAccount
 from omnidesk.plugins.services import account_plugin
+from omnidesk.routing.services import rules_loaded_once
 from omnidesk.sla.services import policies_loaded_once
-from omnidesk.tickets.ingest import delivery_update_apply, message_ingest, message_update_apply
+from omnidesk.tickets.ingest import IngestLookups, delivery_update_apply, message_ingest, message_update_apply
 from omnidesk.workspace import live
 
 from .models import InboundEvent
@@ -33,19 +36,38 @@ LOCK_CONTENTION_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 
 
 def inbound_event_store(*, account: ChannelAccount, raw: RawEvent) -> tuple[InboundEvent, bool]:
-    """Commit raw input; a redelivery of the same item returns the stored row, created=False."""
-    headers = {k: v for k, v in raw.headers.items()}
-    try:
-        with transaction.atomic():
-            event = InboundEvent.objects.create(
-                account=account, dedupe_key=raw.dedupe_key, body=raw.body, headers=headers
-            )
-        return event, True
-    except IntegrityError:
+    """Commit raw input; a redelivery of the same item returns the stored row, created=False.
+
+    One statement (INSERT … ON CONFLICT DO NOTHING RETURNING id): no transaction of its own, so
+    the webhook pays one round trip, and a concurrent delivery of the same item waits for the
+    first and then finds it.
+    """
+    event = InboundEvent(
+        account=account, dedupe_key=raw.dedupe_key, body=raw.body, headers=dict(raw.headers.items()),
+        received_at=timezone.now(),
+    )
+    fields = [InboundEvent._meta.get_field(name) for name in _STORE_FIELDS]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(InboundEvent._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({quote('account_id')}, {quote('dedupe_key')}) DO NOTHING RETURNING {quote('id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields])
+        row = cursor.fetchone()
+    if row is None:
         existing = InboundEvent.objects.filter(account=account, dedupe_key=raw.dedupe_key).first()
-        if existing is None:  # the other insert rolled back after all; try once more
+        if existing is None:  # cannot happen after DO NOTHING, short of a delete in between
             return inbound_event_store(account=account, raw=raw)
         return existing, False
+    event.pk = row[0]
+    event._state.adding = False
+    event._state.db = connection.alias
+    return event, True
+
+
+_STORE_FIELDS = ("account", "dedupe_key", "body", "headers", "received_at", "status", "error", "attempts", "summary")
 
 
 def inbound_event_enqueue(event_ids: list[int]) -> None:
@@ -69,8 +91,9 @@ def inbound_events_apply(*, event_ids: list[int] | None = None, limit: int | Non
     """Claim pending events (row locks, skipping ones another worker holds) and apply them.
 
     The events named are claimed first; the batch is topped up with other pending events so a
-    burst is applied in few transactions. Each event has its own savepoint: a poison event is
-    marked failed and never blocks the ones behind it.
+    burst is applied in few transactions. What the batch's messages need from the database
+    (existing external ids, identities, threads) is read once for the whole batch; each event
+    then has its own savepoint: a poison event is marked failed and never blocks the ones behind it.
     """
     limit = limit or settings.OMNIDESK["APPLY_BATCH"]
     report = ApplyReport()
@@ -83,9 +106,12 @@ def inbound_events_apply(*, event_ids: list[int] | None = None, limit: int | Non
         if not events:
             return report
         accounts = {a.pk: a for a in ChannelAccount.objects.filter(pk__in={e.account_id for e in events})}
-        with policies_loaded_once():
-            for event in events:
-                _apply_one(event, accounts[event.account_id], report, touched)
+        parsed = [(event, accounts[event.account_id], _parse(event, accounts[event.account_id])) for event in events]
+        known = _batch_lookups(parsed)
+        with policies_loaded_once(), rules_loaded_once():
+            for event, account, items in parsed:
+                _apply_one(event, account, items, report, touched, known)
+        _events_save([event for event, _, _ in parsed if event.pk not in report.deferred])
         if touched:
             changes = dict(touched)
             transaction.on_commit(lambda: live.tickets_changed(changes))
@@ -95,15 +121,41 @@ def inbound_events_apply(*, event_ids: list[int] | None = None, limit: int | Non
     return report
 
 
-def _apply_one(event: InboundEvent, account: ChannelAccount, report: ApplyReport, touched: dict[int, str]) -> None:
+def _batch_lookups(parsed: list[tuple[InboundEvent, ChannelAccount, list[object] | Exception]]) -> IngestLookups | None:
+    """The batch's reads done at once; None (every item reads for itself) if they fail."""
+    items = [
+        (account, item) for _, account, found in parsed if isinstance(found, list)
+        for item in found if isinstance(item, InboundMessage)
+    ]
+    try:
+        with transaction.atomic():
+            return IngestLookups(items)
+    except Exception:  # noqa: BLE001 - only a help: never let it block the batch
+        log.exception("batch lookups failed; applying item by item")
+        return None
+
+
+def _parse(event: InboundEvent, account: ChannelAccount) -> list[object] | Exception:
+    """What the plugin makes of the event, or what it raised (handled per event by _apply_one)."""
+    try:
+        plugin = account_plugin(account)
+        return list(plugin.parse(RawEvent(body=bytes(event.body), headers=event.headers, source_key=event.dedupe_key)))
+    except Exception as exc:  # noqa: BLE001 - re-raised in _apply_one, inside its handling
+        return exc
+
+
+def _apply_one(  # type: ignore[no-untyped-def]
+    event: InboundEvent, account: ChannelAccount, items, report: ApplyReport, touched: dict[int, str],
+    known: IngestLookups | None = None,
+) -> None:
     event.attempts += 1
     summary: Counter[str] = Counter()
     notes: list[str] = []
     try:
-        plugin = account_plugin(account)
-        items = plugin.parse(RawEvent(body=bytes(event.body), headers=event.headers, source_key=event.dedupe_key))
+        if isinstance(items, Exception):
+            raise items
         for item in items:
-            _apply_item(account, item, event, summary, notes, touched)
+            _apply_item(account, item, event, summary, notes, touched, known)
     except (PluginError, InvalidIdentity) as exc:
         _finish(event, InboundEvent.Status.FAILED, f"{getattr(exc, 'code', 'invalid_identity')}: {exc}", summary, notes)
         report.failed += 1
@@ -134,12 +186,14 @@ def _apply_one(event: InboundEvent, account: ChannelAccount, report: ApplyReport
     report.tickets |= set(touched)
 
 
-def _apply_item(account, item, event, summary, notes, touched) -> None:  # type: ignore[no-untyped-def]
+def _apply_item(account, item, event, summary, notes, touched, known=None) -> None:  # type: ignore[no-untyped-def]
     for attempt in range(RACE_RETRIES):
         try:
             with transaction.atomic():
                 if isinstance(item, InboundMessage):
-                    outcome = message_ingest(account=account, item=item, received_at=event.received_at)
+                    outcome = message_ingest(
+                        account=account, item=item, received_at=event.received_at, known=known
+                    )
                     summary["duplicates" if outcome.duplicate else "messages"] += 1
                     notes.extend(outcome.notes)
                     if not outcome.duplicate and outcome.message is not None:
@@ -156,16 +210,24 @@ def _apply_item(account, item, event, summary, notes, touched) -> None:  # type:
                 elif isinstance(item, Invalid):
                     summary["invalid"] += 1
                     notes.append(f"invalid {item.where}: {item.reason}")
+                elif isinstance(item, StatusSignal):
+                    notes.append(status_signal_apply(account=account, signal=item))
+                    summary["updates"] += 1
                 else:
                     raise PluginError(f"parse() returned {type(item).__name__}, which is not part of the contract")
+            if known is not None and not isinstance(item, (InboundMessage, Ignored, Invalid)):
+                known.disable()  # it wrote elsewhere (deliveries, edits, signals): later items read afresh
             return
-        except InvalidIdentity as exc:
-            # One unusable author (a garbled number in a CDR row) is one bad record, not a bad batch.
-            summary["invalid"] += 1
-            notes.append(f"invalid {getattr(item, 'external_id', '?')}: {exc}")
-            return
-        except IntegrityError:
-            if attempt == RACE_RETRIES - 1:
+        except BaseException as exc:
+            if known is not None:
+                # Rolled back: what the batch read or remembered may be gone; the rest goes item by item.
+                known.disable()
+            if isinstance(exc, InvalidIdentity):
+                # One unusable author (a garbled number in a CDR row) is one bad record, not a bad batch.
+                summary["invalid"] += 1
+                notes.append(f"invalid {getattr(item, 'external_id', '?')}: {exc}")
+                return
+            if not isinstance(exc, IntegrityError) or attempt == RACE_RETRIES - 1:
                 raise
 
 
@@ -174,11 +236,27 @@ def _lock_contention(exc: BaseException) -> bool:
 
 
 def _finish(event: InboundEvent, status: str, error: str, summary: Counter[str], notes: list[str]) -> None:
+    """Record the outcome on the event; written for the whole batch by _events_save."""
     event.status = status
     event.error = error
     event.processed_at = timezone.now()
     event.summary = {**dict(summary), **({"notes": notes[:200]} if notes else {})}
-    event.save(update_fields=["status", "error", "processed_at", "summary", "attempts"])
+
+
+_FINISH_FIELDS = ("status", "error", "processed_at", "summary", "attempts")
+
+
+def _events_save(events: list[InboundEvent]) -> None:
+    """One parameterized UPDATE per event, sent together (psycopg pipelines executemany)."""
+    if not events:
+        return
+    fields = [InboundEvent._meta.get_field(name) for name in _FINISH_FIELDS]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    sql = f"UPDATE {quote(InboundEvent._meta.db_table)} SET {assignments} WHERE id = %s"
+    rows = [[f.get_db_prep_save(getattr(e, f.attname), connection) for f in fields] + [e.pk] for e in events]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def inbound_event_retry(*, event: InboundEvent) -> None:

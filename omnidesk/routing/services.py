@@ -7,9 +7,11 @@ Every action that changes something writes a TicketEvent with actor "rule" and t
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -46,6 +48,9 @@ def rules_active() -> list[dict[str, Any]]:
     """Active rules in order, as plain specs. One cheap aggregate per call decides whether the
     cached copy is still current (any save, delete or rollback changes count/max(updated_at)/max(pk))."""
     global _cache
+    in_batch = _batch_rules.get()
+    if in_batch is not None:
+        return in_batch
     stamp_row = Rule.objects.aggregate(n=Count("pk"), last=Max("updated_at"), top=Max("pk"))
     stamp = (stamp_row["n"], stamp_row["last"], stamp_row["top"])
     cached_stamp, rules = _cache
@@ -55,6 +60,19 @@ def rules_active() -> list[dict[str, Any]]:
     with _cache_lock:
         _cache = (stamp, rules)
     return rules
+
+
+_batch_rules: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar("rules", default=None)
+
+
+@contextlib.contextmanager
+def rules_loaded_once() -> Iterator[None]:
+    """Within this block (one ingest batch, one transaction) the active rules are checked once."""
+    token = _batch_rules.set(rules_active())
+    try:
+        yield
+    finally:
+        _batch_rules.reset(token)
 
 
 def rules_cache_clear() -> None:
@@ -81,7 +99,8 @@ def rule_problems_all(*, fields: Mapping[str, Any], exclude_pk: int | None = Non
     name = fields.get("name")
     if isinstance(name, str) and Rule.objects.filter(name=name).exclude(pk=exclude_pk).exists():
         problems.append(f"name: a rule named {name!r} already exists")
-    for i, act in enumerate(fields.get("actions") or []):
+    actions = fields.get("actions")
+    for i, act in enumerate(actions if isinstance(actions, list) else []):  # a non-list is reported above
         if not isinstance(act, dict) or not isinstance(act.get("value"), str):
             continue
         if act.get("type") == "set_group" and not Group.objects.filter(name=act["value"]).exists():

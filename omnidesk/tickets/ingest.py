@@ -9,19 +9,20 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from omnidesk.customers.services import customer_resolve
-from omnidesk.plugins.contract import DeliveryUpdate, InboundMessage, MessageUpdate
+from omnidesk.customers.services import IdentityLookups, author_refs, customer_resolve
+from omnidesk.plugins.contract import DeliveryUpdate, IdentityRef, InboundMessage, MessageUpdate
 from omnidesk.plugins.html import html_to_text, sanitize_html
 from omnidesk.plugins.models import ChannelAccount
 
 from omnidesk.routing.sentiment import message_sentiment
 from omnidesk.routing.services import rules_after_customer_message
+from omnidesk.reports.facts import report_facts_inbound
 from omnidesk.sla.services import sla_agent_response, sla_customer_message, sla_recompute
 
 from .audit import ticket_event_record
 from .attachments import attachment_store
-from .models import Message, Ticket, TicketEvent, TicketThread
-from .threading import thread_key_for, ticket_find_for_message
+from .models import Message, Ticket, TicketEvent
+from .threading import ThreadLookups, thread_bind, thread_key_for, ticket_find_for_message
 
 log = logging.getLogger(__name__)
 
@@ -54,25 +55,80 @@ def platform_time(sent_at: datetime | None, received_at: datetime) -> tuple[date
     return sent_at, ""
 
 
-def message_ingest(*, account: ChannelAccount, item: InboundMessage, received_at: datetime) -> Outcome:
+class IngestLookups:
+    """What applying a batch of messages reads, in three queries for the whole batch: which
+    external ids exist, the authors' identities, and the thread keys of known customers.
+
+    Only a help: anything it was not built for is read as before, and after any rollback in the
+    batch (a race, a bad item) `disable()` sends the rest of the batch down the per-item path.
+    """
+
+    def __init__(self, items: list[tuple[ChannelAccount, InboundMessage]]) -> None:
+        asked = {(account.pk, item.external_id) for account, item in items}
+        self._asked = asked
+        self._existing: set[tuple[int, str]] = set()
+        if asked:
+            found = Message.objects.filter(
+                account_id__in={a for a, _ in asked}, external_id__in={e for _, e in asked}
+            ).values_list("account_id", "external_id")
+            self._existing = set(found) & asked
+        primaries: list[tuple[ChannelAccount, InboundMessage, IdentityRef]] = []
+        refs: list[IdentityRef] = []
+        for account, item in items:
+            try:
+                primary, also, _ = author_refs(item.author, default_region=account.default_region)
+            except Exception:  # noqa: BLE001 - an unusable author is the per-item path's to report
+                continue
+            primaries.append((account, item, primary))
+            refs += [primary, *also]
+        self.identities = IdentityLookups(refs)
+        keys = set()
+        for account, item, primary in primaries:
+            identity = self.identities.get(primary)
+            if item.thread_key and identity is not None and not identity.customer.merged_into_id:
+                keys.add((account.pk, thread_key_for(customer=identity.customer, key=item.thread_key)))
+        self.threads = ThreadLookups(keys, self.identities.customers_created)
+
+    @property
+    def disabled(self) -> bool:
+        return self.threads.disabled
+
+    def disable(self) -> None:
+        self.identities.disabled = self.threads.disabled = True
+
+    def message_known_absent(self, account: ChannelAccount, external_id: str) -> bool:
+        key = (account.pk, external_id)
+        return not self.disabled and key in self._asked and key not in self._existing
+
+    def message_added(self, account: ChannelAccount, external_id: str) -> None:
+        self._existing.add((account.pk, external_id))
+
+
+def message_ingest(
+    *, account: ChannelAccount, item: InboundMessage, received_at: datetime, known: IngestLookups | None = None
+) -> Outcome:
     """Customer → ticket → message → audit, idempotent on (account, external id).
 
     Call inside a transaction; an IntegrityError means another worker won a race and the
-    caller retries, which then finds the existing rows.
+    caller retries, which then finds the existing rows. `known`: the batch's reads done
+    beforehand (IngestLookups).
     """
-    existing = Message.objects.filter(account=account, external_id=item.external_id).first()
-    if existing is not None:
-        return Outcome(message=existing, duplicate=True)
+    if known is None or not known.message_known_absent(account, item.external_id):
+        existing = Message.objects.filter(account=account, external_id=item.external_id).first()
+        if existing is not None:
+            return Outcome(message=existing, duplicate=True)
 
     customer, identity, notes = customer_resolve(
-        author=item.author, default_region=account.default_region, seen_at=item.sent_at or received_at
+        author=item.author, default_region=account.default_region, seen_at=item.sent_at or received_at,
+        known=known.identities if known is not None else None,
     )
     sent_at, clock_note = platform_time(item.sent_at, received_at)
     if clock_note:
         notes.append(clock_note)
     outcome = Outcome(notes=notes)
 
-    ticket, how = ticket_find_for_message(account=account, item=item, customer=customer)
+    threads = known.threads if known is not None else None
+    ticket, how = ticket_find_for_message(account=account, item=item, customer=customer, known=threads)
     if ticket is not None and ticket.status == Ticket.Status.CLOSED:
         notes.append(f"ticket #{ticket.pk} is closed; a follow-up ticket is opened")
         ticket = None
@@ -87,11 +143,8 @@ def message_ingest(*, account: ChannelAccount, item: InboundMessage, received_at
             resolution_running_since=sent_at,  # the SLA clock starts when the customer wrote
         )
         outcome.ticket_created = True
-        ticket_event_record(ticket=ticket, action="created", actor=TicketEvent.Actor.CUSTOMER, new=ticket.status)
     if item.thread_key and not (how == "thread" and not outcome.ticket_created):
-        key = thread_key_for(customer=customer, key=item.thread_key)
-        if not TicketThread.objects.filter(account=account, key=key).update(ticket=ticket):
-            TicketThread.objects.create(account=account, key=key, ticket=ticket)
+        thread_bind(account=account, customer=customer, key=item.thread_key, ticket=ticket, known=threads)
 
     html = sanitize_html(item.html)
     text = item.text or (html_to_text(html) if html else "")
@@ -99,6 +152,8 @@ def message_ingest(*, account: ChannelAccount, item: InboundMessage, received_at
     if clock_note:
         metadata["platform_sent_at"] = item.sent_at.isoformat() if item.sent_at else ""
         metadata["clock_note"] = clock_note
+    if notes:
+        metadata["notes"] = list(notes)
     message = Message.objects.create(
         ticket=ticket,
         account=account,
@@ -122,19 +177,18 @@ def message_ingest(*, account: ChannelAccount, item: InboundMessage, received_at
         state=Message.State.RECEIVED,
         metadata=metadata,
     )
-    notes += _store_attachments(message, item)
-    if notes:
+    attachment_notes = _store_attachments(message, item)
+    if attachment_notes:
+        notes += attachment_notes
         message.metadata = {**message.metadata, "notes": notes}
         message.save(update_fields=["metadata"])
     outcome.message = message
-    ticket_event_record(
-        ticket=ticket,
-        action="message_added",
-        actor=TicketEvent.Actor.CUSTOMER,
-        message=message,
-        note=f"threaded by {how}" if how else "",
-    )
+    if known is not None:
+        known.message_added(account, item.external_id)
+        threads.touched.add(ticket.pk)  # type: ignore[union-attr]
+    _record_arrival(ticket, message, created=outcome.ticket_created, how=how)
     changed = _advance_ticket_on_customer_message(ticket, message, created=outcome.ticket_created)
+    changed += report_facts_inbound(ticket=ticket, message=message)  # the parity report's facts (reports/facts.py)
     if item.call is not None and item.call.direction == "inbound" and not item.call.missed:
         # Answered live: the customer was served while they called.
         if ticket.first_response_at is None:
@@ -150,6 +204,16 @@ def message_ingest(*, account: ChannelAccount, item: InboundMessage, received_at
         sla_customer_message(ticket=ticket, at=sent_at, also_save=changed)
     rules_after_customer_message(ticket=ticket, message=message, created=outcome.ticket_created)
     return outcome
+
+
+def _record_arrival(ticket: Ticket, message: Message, *, created: bool, how: str) -> None:
+    """The audit rows of a new message (and of the ticket it opened), in one INSERT."""
+    rows = [TicketEvent(ticket=ticket, action="created", actor=TicketEvent.Actor.CUSTOMER, new=ticket.status)] if created else []
+    rows.append(TicketEvent(
+        ticket=ticket, action="message_added", actor=TicketEvent.Actor.CUSTOMER, message=message,
+        note=(f"threaded by {how}" if how else "")[:500],
+    ))
+    TicketEvent.objects.bulk_create(rows)
 
 
 def _advance_ticket_on_customer_message(ticket: Ticket, message: Message, *, created: bool) -> list[str]:

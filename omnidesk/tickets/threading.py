@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from omnidesk.customers.identities import InvalidIdentity, normalize
 from omnidesk.customers.models import Customer, Identity
@@ -19,8 +20,62 @@ def thread_key_for(*, customer: Customer, key: str) -> str:
     return f"{customer.pk}:{key}"
 
 
+class ThreadLookups:
+    """The thread keys of a whole apply batch, read in one query.
+
+    A key it was built for (or any key of a customer the batch created) is answered from
+    memory, a miss meaning "no such thread"; threads the batch binds are added as it goes. A
+    prefetched ticket is handed out once: a ticket the batch already touched is read again, so
+    nothing written meanwhile (rules, an acknowledgement) is overwritten with stale values.
+    """
+
+    def __init__(self, keys: set[tuple[int, str]], customers_created: set[int]) -> None:
+        self._rows: dict[tuple[int, str], TicketThread | None] = dict.fromkeys(keys)
+        self._customers_created = customers_created
+        self.touched: set[int] = set()
+        self.disabled = False
+        if keys:
+            match = Q()
+            for account_id, key in keys:
+                match |= Q(account_id=account_id, key=key)
+            for thread in TicketThread.objects.select_related("ticket").filter(match):
+                self._rows[(thread.account_id, thread.key)] = thread
+
+    def covers(self, account_id: int, customer: Customer, key: str) -> bool:
+        return not self.disabled and (
+            (account_id, key) in self._rows or customer.pk in self._customers_created
+        )
+
+    def get(self, account_id: int, key: str) -> TicketThread | None:
+        return self._rows.get((account_id, key))
+
+    def add(self, thread: TicketThread) -> None:
+        self._rows[(thread.account_id, thread.key)] = thread
+
+    def ticket_of(self, thread: TicketThread) -> Ticket:
+        if thread.ticket_id in self.touched:
+            return Ticket.objects.get(pk=thread.ticket_id)
+        return thread.ticket
+
+
+def thread_bind(*, account: ChannelAccount, customer: Customer, key: str, ticket: Ticket,
+                known: ThreadLookups | None = None) -> None:
+    """Point the channel's conversation key at `ticket` (a new binding, or a closed ticket's successor)."""
+    full = thread_key_for(customer=customer, key=key)
+    if known is not None and known.covers(account.pk, customer, full):
+        thread = known.get(account.pk, full)
+        if thread is None:
+            known.add(TicketThread.objects.create(account=account, key=full, ticket=ticket))
+        else:
+            TicketThread.objects.filter(pk=thread.pk).update(ticket=ticket)
+            thread.ticket = ticket
+        return
+    if not TicketThread.objects.filter(account=account, key=full).update(ticket=ticket):
+        TicketThread.objects.create(account=account, key=full, ticket=ticket)
+
+
 def ticket_find_for_message(
-    *, account: ChannelAccount, item: InboundMessage, customer: Customer
+    *, account: ChannelAccount, item: InboundMessage, customer: Customer, known: ThreadLookups | None = None
 ) -> tuple[Ticket | None, str]:
     """The ticket `item` continues and how it was found, or (None, "") for a new conversation.
 
@@ -39,18 +94,22 @@ def ticket_find_for_message(
             if ref in found:
                 return found[ref], f"reference {ref}"
     if item.thread_key:
-        thread = (
-            TicketThread.objects.select_related("ticket")
-            .filter(account=account, key=thread_key_for(customer=customer, key=item.thread_key))
-            .first()
-        )
-        if thread is not None:
-            return thread.ticket, "thread"
+        ticket = _thread_ticket(account, customer, thread_key_for(customer=customer, key=item.thread_key), known)
+        if ticket is not None:
+            return ticket, "thread"
     if item.ticket_ref:
         ticket = Ticket.objects.filter(pk=item.ticket_ref, customer=customer).first()
         if ticket is not None:
             return ticket, f"ticket reference #{item.ticket_ref}"
     return None, ""
+
+
+def _thread_ticket(account: ChannelAccount, customer: Customer, key: str, known: ThreadLookups | None) -> Ticket | None:
+    if known is not None and known.covers(account.pk, customer, key):
+        thread = known.get(account.pk, key)
+        return None if thread is None else known.ticket_of(thread)
+    thread = TicketThread.objects.select_related("ticket").filter(account=account, key=key).first()
+    return None if thread is None else thread.ticket
 
 
 def conversation_link(*, ticket: Ticket, account: ChannelAccount, recipient: IdentityRef | None, thread_key: str) -> None:
