@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from omnidesk.plugins.contract import Delivery
 from omnidesk.plugins.errors import AuthorizationRequired, PermanentSendError, RetryableSendError
 from omnidesk.plugins.services import account_plugin, channel_account_record_error, channel_account_record_success
+from omnidesk.reports.facts import report_facts_save
+from omnidesk.security.redact import secrets_redact
 
 from .audit import ticket_event_record
 from .threading import conversation_link
@@ -20,8 +24,14 @@ from .replies import reply_for_outbound
 
 log = logging.getLogger(__name__)
 
-#: a claim older than this is taken as a crashed sender
-STALE_SENDING = timedelta(minutes=5)
+#: how long a sender keeps trying to record a delivery the channel accepted while the database is away:
+#: a delivery sent but not recorded would be sent again once its claim goes stale
+RECORD_RETRY_S = 60.0
+
+
+def stale_sending() -> timedelta:
+    """A claim older than this is taken as a crashed sender (OMNIDESK_OUTBOX_STALE_SENDING_S)."""
+    return timedelta(seconds=settings.OMNIDESK["OUTBOX_STALE_SENDING_S"])
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,27 @@ def outbound_send(*, outbound_id: int) -> SendOutcome:
         log.exception("plugin %s crashed sending outbound %s", outbound.account.kind, outbound.pk)
         return _retry_later(outbound, exc, None)
 
+    _sent_record(outbound, delivery)
+    channel_account_record_success(account=outbound.account)
+    return SendOutcome("sent")
+
+
+def _sent_record(outbound: OutboundMessage, delivery: Delivery) -> None:
+    """Record a delivery, waiting out a database restart: the channel already has the reply."""
+    deadline = time.monotonic() + RECORD_RETRY_S
+    while True:
+        try:
+            _sent_write(outbound, delivery)
+            return
+        except (OperationalError, InterfaceError) as exc:
+            if connection.in_atomic_block or time.monotonic() > deadline:
+                raise
+            log.warning("outbound %s was delivered; recording it failed (%s), retrying", outbound.pk, exc)
+            connection.close()
+            time.sleep(1.0)
+
+
+def _sent_write(outbound: OutboundMessage, delivery: Delivery) -> None:
     with transaction.atomic():
         OutboundMessage.objects.filter(pk=outbound.pk).update(
             status=OutboundMessage.Status.SENT, sent_at=timezone.now(), last_error="", error_code=""
@@ -78,18 +109,17 @@ def outbound_send(*, outbound_id: int) -> SendOutcome:
         if delivery.thread_key:
             message.thread_key = delivery.thread_key
         message.save(update_fields=["external_id", "state", "sent_at", "thread_key"])
+        report_facts_save(ticket_id=message.ticket_id)  # the platform's send time: the parity report's facts
         ticket_event_record(ticket=message.ticket, action="reply_sent", message=message, new=delivery.external_id)
         if delivery.recipient is not None or delivery.thread_key:
             conversation_link(
                 ticket=message.ticket, account=outbound.account, recipient=delivery.recipient, thread_key=delivery.thread_key
             )
-    channel_account_record_success(account=outbound.account)
-    return SendOutcome("sent")
 
 
 def _retry_later(outbound: OutboundMessage, exc: Exception, retry_after: float | None) -> SendOutcome:
     code = getattr(exc, "code", type(exc).__name__)
-    text = str(exc) or type(exc).__name__
+    text = secrets_redact(str(exc)) or type(exc).__name__  # upstream error pages may echo credentials
     if outbound.attempts >= settings.OMNIDESK["OUTBOX_MAX_ATTEMPTS"] and not isinstance(exc, AuthorizationRequired):
         return _fail(outbound, code, f"gave up after {outbound.attempts} attempts: {text}")
     delay = max(retry_after or 0.0, backoff_seconds(outbound.attempts))
@@ -106,6 +136,7 @@ def _retry_later(outbound: OutboundMessage, exc: Exception, retry_after: float |
 
 
 def _fail(outbound: OutboundMessage, code: str, reason: str) -> SendOutcome:
+    reason = secrets_redact(reason)
     with transaction.atomic():
         OutboundMessage.objects.filter(pk=outbound.pk).update(
             status=OutboundMessage.Status.FAILED, last_error=reason[:1000], error_code=code[:40]
@@ -119,10 +150,15 @@ def _fail(outbound: OutboundMessage, code: str, reason: str) -> SendOutcome:
 
 
 def outbox_due_ids(*, limit: int = 500) -> list[int]:
-    """Queued replies whose time has come, and claims abandoned by a crashed sender (requeued first)."""
+    """Queued replies whose time has come, and claims abandoned by a crashed sender (requeued first).
+
+    An abandoned claim may have reached the channel before the sender died: it is sent again with
+    the same idempotency key (Idempotency-Key, the same email Message-ID), which is how a channel
+    that deduplicates recognises it.
+    """
     now = timezone.now()
-    OutboundMessage.objects.filter(status=OutboundMessage.Status.SENDING, claimed_at__lt=now - STALE_SENDING).update(
-        status=OutboundMessage.Status.QUEUED, last_error="sender stopped mid-send; retrying"
+    OutboundMessage.objects.filter(status=OutboundMessage.Status.SENDING, claimed_at__lt=now - stale_sending()).update(
+        status=OutboundMessage.Status.QUEUED, last_error="sender stopped mid-send; resending with the same idempotency key"
     )
     return list(
         OutboundMessage.objects.filter(status=OutboundMessage.Status.QUEUED)
