@@ -9,11 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -90,97 +86,26 @@ def reset_data() -> None:
         cur.execute("TRUNCATE {} RESTART IDENTITY CASCADE".format(", ".join(f'"{t}"' for t in sorted(set(tables)))))
 
 
-# --- processes -----------------------------------------------------------------------------
+# --- processes (omnidesk/devtools/procs.py, shared with the service tests) ---------------------
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str, every: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(every)
-
-
-class Proc:
-    """A child in its own process group (killed as a group), logging to a temp file."""
-
-    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> None:
-        self.name = name
-        self.log = tempfile.NamedTemporaryFile(prefix=f"omnidesk-bench-{name}-", suffix=".log", delete=False)
-        self.popen = subprocess.Popen(
-            list(argv), cwd=ROOT, env=dict(env), stdin=subprocess.DEVNULL, stdout=self.log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-    @property
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def output(self, tail: int = 3000) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text(errors="replace")[-tail:]
-
-    def cpu_seconds(self) -> float:
-        """CPU (user + system) used so far by every live process of this group."""
-        return group_cpu_seconds(self.popen.pid)
-
-    def stop(self, grace: float = 10.0) -> None:
-        if self.popen.poll() is None:
-            self._signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                pass
-        self._signal(signal.SIGKILL)  # children that outlived their leader go with the group
-        try:
-            self.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        self.log.close()
-        Path(self.log.name).unlink(missing_ok=True)  # read with output() before stopping
-
-    def _signal(self, sig: int) -> None:
-        try:
-            os.killpg(self.popen.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
+from omnidesk.devtools.procs import (  # noqa: E402,F401
+    Proc,
+    free_port,
+    group_cpu_seconds,
+    port_open,
+    real_broker,
+    rundramatiq_argv,
+    uvicorn_argv,
+)
+from omnidesk.devtools.procs import child_env as _child_env  # noqa: E402
+from omnidesk.devtools.procs import wait_until as _wait_until  # noqa: E402
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """Sum of utime + stime over the live processes of a process group (Linux /proc).
-
-    On a machine shared with other work, wall-clock rates move with the neighbours' load;
-    CPU seconds per event do not, so they are reported beside the rates.
-    """
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # fields[0] is the state; pgrp is the 5th field of the stat line
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _TICK
+def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str, every: float = 0.1) -> None:
+    """A bench script ends with a one-line reason, not a traceback."""
+    _wait_until(predicate, timeout=timeout, what=what, every=every, error=SystemExit)
 
 
 def postgres_cpu_seconds(database: str) -> dict[int, float]:
@@ -206,52 +131,22 @@ def postgres_cpu_seconds(database: str) -> dict[int, float]:
     return found
 
 
-def child_env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRAMATIQ_")}
-    env["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("LOG_LEVEL", "WARNING")
-    env.update({k: v for k, v in overrides.items() if v is not None})
-    return env
+def child_env(**overrides: str | None) -> dict[str, str]:
+    return _child_env(**{"LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"), **overrides})
 
 
 def start_server(*, port: int, workers: int, env: Mapping[str, str], fast: bool = True, interface: str = "asgi") -> Proc:
-    """uvicorn, `workers` processes: config.asgi (web + websockets), or config.wsgi in uvicorn's
-    (deprecated) WSGI mode, where a fixed pool of 10 threads per process runs the views."""
-    app = "config.wsgi:application" if interface == "wsgi" else "config.asgi:application"
-    argv = [
-        sys.executable, "-m", "uvicorn", app, "--interface", "wsgi" if interface == "wsgi" else "asgi3",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(workers), "--no-access-log", "--log-level", "warning", "--backlog", "4096",
-    ]
-    if fast:
-        argv += ["--http", "httptools", "--loop", "uvloop"]
-    return Proc("web", argv, env)
+    """uvicorn, `workers` processes: config.asgi (web + websockets), or config.wsgi in a thread pool."""
+    return Proc("web", uvicorn_argv(port=port, workers=workers, interface=interface, fast=fast, backlog=4096), env)
 
 
 def start_workers(*, processes: int, threads: int, env: Mapping[str, str]) -> Proc:
-    """`manage.py rundramatiq`: the dramatiq CLI with every app's tasks module."""
-    argv = [
-        sys.executable, "manage.py", "rundramatiq", "--processes", str(processes), "--threads", str(threads),
-        "--worker-shutdown-timeout", "5000", "--skip-logging",
-    ]
-    return Proc("worker", argv, env)
+    return Proc("worker", rundramatiq_argv(processes=processes, threads=threads, shutdown_timeout_ms=5000, quiet=True), env)
 
 
 def flush_broker(url: str) -> None:
     """Drop whatever a previous run left queued (a bench run owns its broker database/vhost)."""
-    if url.startswith(("amqp://", "amqps://")):
-        from dramatiq.brokers.rabbitmq import RabbitmqBroker
-
-        broker = RabbitmqBroker(url=url, middleware=[])
-        for queue in ("inbound", "maintenance", "outbound"):
-            broker.declare_queue(queue)
-        broker.flush_all()
-        broker.close()
-    else:
-        import redis
-
-        redis.Redis.from_url(url).flushdb()
+    real_broker(url, ("inbound", "maintenance", "outbound")).close()
 
 
 # --- figures -------------------------------------------------------------------------------
