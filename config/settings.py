@@ -35,15 +35,19 @@ INSTALLED_APPS = [
     "omnidesk.sla",
     "omnidesk.reports",
     "omnidesk.workspace",
+    "omnidesk.incidents",
     "omnidesk.api",
+    "omnidesk.security",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "omnidesk.security.headers.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "omnidesk.security.middleware.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "omnidesk.inbox.middleware.DatabaseUnavailableMiddleware",
@@ -93,10 +97,33 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s a websocket consumer's
+        # BZPOPMIN blocks for: under load the reply came late, the read timed out and the consumer
+        # died (close 1006; found by tests/scaleout). Blocking reads need a longer bound.
+        # capacity: a socket's backlog beyond it is dropped without a word; channels_redis' 100
+        # lost 4 of 1,667 agents' updates in a 10,000-event burst on a loaded box (tests/scaleout).
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                    "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
+                               "capacity": 1000}}
     }
+    if env("OMNIDESK_CHANNEL_LAYER", default="core") == "pubsub":
+        # One PUBLISH per group send, fanned out to the sockets inside each web process, instead of
+        # one queued copy per socket read back one by one (docs/deploy.md: many agents' websockets).
+        CHANNEL_LAYERS["default"]["BACKEND"] = "channels_redis.pubsub.RedisPubSubChannelLayer"
+        # Pub/Sub channels ignore the database number: the prefix keeps two desks on one Redis apart.
+        CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "omnidesk-" + (REDIS_URL.split("?")[0].split("/", 3)[3:] or ["0"])[0]
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- cache (login throttling): shared across web processes through Redis when REDIS_URL is set
+if REDIS_URL:
+    CACHES = {"default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "omnidesk",
+        # a Redis outage must answer fast: the login throttle then lets sign-ins through (and logs it)
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- dramatiq (background work) -------------------------------------------------------
 # Unset: a stub broker consumed by a worker inside the `serve` process (the embedded default).
@@ -137,7 +164,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "omnidesk.api.schema.AutoSchema",  # lists every error an operation answers
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "omnidesk.api.errors.exception_handler",
@@ -154,6 +181,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
 LOGIN_URL = "/accounts/login/"
+# refuses credentials while their username + address is locked out (omnidesk/security/throttle.py)
+AUTHENTICATION_BACKENDS = ["omnidesk.security.backends.ThrottledModelBackend"]
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -166,6 +195,18 @@ MEDIA_URL = "media/"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Behind HTTPS (a TLS-terminating proxy or uvicorn with certificates): secure cookies, HSTS, redirect
+# plain HTTP. Never under DEBUG (`make run` serves plain http://127.0.0.1). docs/security.md.
+HTTPS = env.bool("OMNIDESK_HTTPS", default=False) and not DEBUG
+if HTTPS:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("OMNIDESK_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("OMNIDESK_HSTS_INCLUDE_SUBDOMAINS", default=False)
+    SECURE_SSL_REDIRECT = env.bool("OMNIDESK_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/$"]  # load balancers probe over plain HTTP
+    if env.bool("OMNIDESK_PROXY_SSL_HEADER", default=False):
+        # only when the proxy always sets X-Forwarded-Proto (and strips the client's)
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- omnidesk -------------------------------------------------------------------------
 OMNIDESK = {
@@ -185,18 +226,43 @@ OMNIDESK = {
     # deadlock (docs/benchmarks.md: 10 applied 2–3× what 100 did with two workers).
     "APPLY_BATCH": env.int("OMNIDESK_APPLY_BATCH", default=10),
     "OUTBOX_MAX_ATTEMPTS": env.int("OMNIDESK_OUTBOX_MAX_ATTEMPTS", default=12),
+    # Due replies are re-enqueued this often; a reply claimed longer ago than OUTBOX_STALE_SENDING_S
+    # belongs to a sender that died mid-send and is sent again with the same idempotency key.
+    "OUTBOX_SWEEP_INTERVAL_S": env.float("OMNIDESK_OUTBOX_SWEEP_INTERVAL_S", default=30.0),
+    "OUTBOX_STALE_SENDING_S": env.float("OMNIDESK_OUTBOX_STALE_SENDING_S", default=300.0),
     # Platform timestamps older than this fall back to receipt time (historic imports need years).
     "MAX_MESSAGE_AGE_DAYS": env.int("OMNIDESK_MAX_MESSAGE_AGE_DAYS", default=3650),
     "IMPORT_MAX_BYTES": env.int("OMNIDESK_IMPORT_MAX_BYTES", default=50 * 1024 * 1024),
     # Encrypts channel-account secrets stored in the database; defaults to a key derived from SECRET_KEY.
     "ENCRYPTION_KEY": env("OMNIDESK_ENCRYPTION_KEY", default=""),
+    # Complaint spikes (docs/incidents.md): a term's sentiment-weighted count in the last window must
+    # reach FACTOR × its baseline per window and MIN_COUNT messages; "suggest" waits for a manager.
+    "INCIDENT_DETECT_INTERVAL_S": env.int("OMNIDESK_INCIDENT_DETECT_INTERVAL_S", default=60),
+    "INCIDENT_WINDOW_S": env.int("OMNIDESK_INCIDENT_WINDOW_S", default=900),
+    "INCIDENT_BUCKET_S": env.int("OMNIDESK_INCIDENT_BUCKET_S", default=300),
+    "INCIDENT_BASELINE_S": env.int("OMNIDESK_INCIDENT_BASELINE_S", default=7 * 86400),
+    "INCIDENT_FACTOR": env.float("OMNIDESK_INCIDENT_FACTOR", default=3.0),
+    "INCIDENT_MIN_COUNT": env.int("OMNIDESK_INCIDENT_MIN_COUNT", default=10),
+    "INCIDENT_ON_SPIKE": env("OMNIDESK_INCIDENT_ON_SPIKE", default="open"),  # open | suggest
+    "INCIDENT_COOLDOWN_S": env.int("OMNIDESK_INCIDENT_COOLDOWN_S", default=3600),
+    "INCIDENT_FOLLOW_UP_TEXT": env(
+        "OMNIDESK_INCIDENT_FOLLOW_UP_TEXT",
+        default="The problem you told us about has been fixed. Thank you for your patience; "
+        "reply here if anything still does not work.",
+    ),
+    # Failed sign-ins per username + client address (and per address) within the window → 429.
+    "LOGIN_MAX_FAILURES": env.int("OMNIDESK_LOGIN_MAX_FAILURES", default=5),
+    "LOGIN_MAX_FAILURES_PER_IP": env.int("OMNIDESK_LOGIN_MAX_FAILURES_PER_IP", default=50),
+    "LOGIN_WINDOW_S": env.int("OMNIDESK_LOGIN_WINDOW_S", default=15 * 60),
 }
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # channel-account secret values never reach a log line (omnidesk/security/redact.py)
+    "filters": {"redact_secrets": {"()": "omnidesk.security.redact.RedactSecretsFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "pika": {"level": "CRITICAL"}},
 }
