@@ -101,10 +101,11 @@ if REDIS_URL:
         # BZPOPMIN blocks for: under load the reply came late, the read timed out and the consumer
         # died (close 1006; found by tests/scaleout). Blocking reads need a longer bound.
         # capacity: a socket's backlog beyond it is dropped without a word; channels_redis' 100
-        # lost 4 of 1,667 agents' updates in a 10,000-event burst on a loaded box (tests/scaleout).
+        # lost 4 of 1,667 agents' updates in a 10,000-event burst on a loaded box, and 1,000 lost
+        # 193 once ingest got faster (tests/scaleout). Each queued update is ~100 bytes in Redis.
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
                     "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
-                               "capacity": 1000}}
+                               "capacity": 10_000}}
     }
     if env("OMNIDESK_CHANNEL_LAYER", default="core") == "pubsub":
         # One PUBLISH per group send, fanned out to the sockets inside each web process, instead of

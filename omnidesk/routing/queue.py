@@ -7,8 +7,8 @@ other; on SQLite the IMMEDIATE transaction mode serializes writers, which is equ
 The partial index `routing_ticket_claimable` (migration routing 0003) holds exactly the
 claimable rows in this order, so a claim reads one index entry, however many were claimed.
 On PostgreSQL a claim is ONE statement (pick and lock, capacity check, assign, audit event, the
-related rows the API shows), prepared once per connection; its live update is sent in batches
-by a background sender (workspace.live.tickets_changed_soon), never on the claimer's path.
+related rows the API shows), prepared once per connection; its live update needs no further
+query (the claim returns the ticket's group).
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ def queue_claim_next(*, user: Any) -> Ticket | None:
                 f"you already have {agent.capacity} open ticket(s), your capacity; solve or hand one over first"
             )
         return None
-    change = {ticket.pk: ("claimed", ticket.group_id)}
-    transaction.on_commit(lambda: live.tickets_changed_soon(change))  # batched, off the caller's path
+    team = {ticket.pk: ticket.group_id}
+    transaction.on_commit(lambda: live.tickets_changed({ticket.pk: "claimed"}, teams=team))
     return ticket
 
 

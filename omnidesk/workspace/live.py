@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
-import time
 
 from asgiref.sync import async_to_sync
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import get_channel_layer
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +35,12 @@ def ticket_payload(ticket_id: int, change: str) -> dict:
     return {"type": "ticket.changed", "ticket": ticket_id, "change": change}
 
 
-def tickets_changed(changes: dict[int, str], *, teams: dict[int, int | None] | None = None,
-                    loop: asyncio.AbstractEventLoop | None = None) -> None:
+def tickets_changed(changes: dict[int, str], *, teams: dict[int, int | None] | None = None) -> None:
     """Tell every agent who may see these tickets. Never raises: live updates are best effort.
 
-    `teams` (ticket → group id) saves looking them up; `loop` is a long-lived loop to send on."""
+    `teams` (ticket → group id) saves looking them up. Sent on the caller's own loop hop: a
+    background sender on a second long-lived loop was tried for claims and hung later loops on
+    channels_redis' per-process layer (tests/workspace/test_sockets.py after a claim)."""
     from omnidesk.tickets.models import Ticket
 
     try:
@@ -64,50 +62,9 @@ def tickets_changed(changes: dict[int, str], *, teams: dict[int, int | None] | N
 
         # One event loop for the whole batch: channels_redis keeps its connections per loop, so
         # one hop per send opened a Redis connection each time (measured: 18 → 10 ms CPU per event).
-        if loop is None:
-            async_to_sync(send_all)()
-        else:
-            loop.run_until_complete(send_all())
+        async_to_sync(send_all)()
     except Exception as exc:  # noqa: BLE001
         log.warning("live update of %d ticket(s) not delivered: %s", len(changes), exc)
-
-
-#: changes queued by tickets_changed_soon are sent together after this long
-SOON_WINDOW_S = 0.02
-_soon: dict[int, tuple[str, int | None]] = {}
-_soon_lock = threading.Lock()
-_soon_wake = threading.Event()
-_soon_sender: list[threading.Thread] = []
-
-
-def tickets_changed_soon(changes: dict[int, tuple[str, int | None]]) -> None:
-    """Queue (change, team) per ticket for a background sender that sends each burst as one batch
-    on one long-lived event loop: a hot path (claims) never waits for Redis (was ~3.6 ms a claim).
-
-    The in-memory layer (the embedded `make run`) keeps its asyncio queues on the server's own loop,
-    which a foreign thread's loop must not touch: there the changes are sent at once, as before."""
-    if isinstance(get_channel_layer(), InMemoryChannelLayer):
-        tickets_changed({t: c for t, (c, _) in changes.items()}, teams={t: g for t, (_, g) in changes.items()})
-        return
-    with _soon_lock:
-        _soon.update(changes)
-        if not _soon_sender or not _soon_sender[0].is_alive():
-            _soon_sender[:] = [threading.Thread(target=_send_soon, name="live-updates", daemon=True)]
-            _soon_sender[0].start()
-    _soon_wake.set()
-
-
-def _send_soon() -> None:
-    loop = asyncio.new_event_loop()
-    while True:
-        _soon_wake.wait()
-        time.sleep(SOON_WINDOW_S)
-        with _soon_lock:
-            _soon_wake.clear()
-            batch = dict(_soon)
-            _soon.clear()
-        if batch:
-            tickets_changed({t: c for t, (c, _) in batch.items()}, teams={t: g for t, (_, g) in batch.items()}, loop=loop)
 
 
 def incident_payload(incident_id: int) -> dict:

@@ -270,9 +270,15 @@ def wait_applied(stack: Stack, database_url: str, count: int) -> None:
 
 
 def all_through(database_url: str, sent: dict[str, set[str]], replies: dict[int, str], deliveries: Deliveries) -> bool:
-    """Every event offered is applied and every reply has reached its platform."""
+    """Every event offered is applied, every reply has reached its platform AND the outbox knows it.
+
+    A platform may hold a reply sent before a crash (the kill test): it counts as reached while its
+    outbox row is still `sending` until the stale claim is resent, so the rows must say `sent` too.
+    """
     offered = {(kind, ext) for kind, exts in sent.items() for ext in exts}
-    return offered <= Tally.read(database_url).applied_ids() and deliveries.markers() >= set(replies)
+    tally = Tally.read(database_url)
+    outbox_through = not replies or tally.replies == {"sent": len(replies)}
+    return offered <= tally.applied_ids() and deliveries.markers() >= set(replies) and outbox_through
 
 
 def drain(stack: Stack, database_url: str, sent: dict[str, set[str]], replies: dict[int, str], deliveries: Deliveries,

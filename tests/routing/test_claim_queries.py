@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -88,7 +87,6 @@ def test_a_claim_is_broadcast_to_managers_and_the_team(api_account, agent, djang
     user = _fresh(agent)
     with django_capture_on_commit_callbacks(execute=True):
         queue_claim_next(user=user)
-    time.sleep(live.SOON_WINDOW_S * 10)  # sent by the background sender, after its batching window
 
     async def receive(channel):
         import asyncio
