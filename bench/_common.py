@@ -30,8 +30,8 @@ def say(msg: str) -> None:
 # --- database ------------------------------------------------------------------------------
 
 
-def bench_database_url() -> str:
-    url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+def bench_database_url(default: str = DEFAULT_DATABASE_URL) -> str:
+    url = os.environ.get("DATABASE_URL") or default
     if urlparse(url).scheme not in ("postgres", "postgresql", "pgsql"):
         raise SystemExit(f"benchmarks run on PostgreSQL; DATABASE_URL is {urlparse(url).scheme}://…")
     return url
@@ -70,6 +70,14 @@ def django_setup(url: str) -> None:
 
     django.setup()
     call_command("migrate", "--noinput", verbosity=0)
+
+
+def bench_django(default_url: str = DEFAULT_DATABASE_URL) -> str:
+    """The bench database ($DATABASE_URL, else default_url): created if missing, Django set up on it, migrated."""
+    url = bench_database_url(default_url)
+    ensure_database(url)
+    django_setup(url)
+    return url
 
 
 def reset_data() -> None:

@@ -23,7 +23,7 @@ import os
 import random
 import time
 
-from _common import bench_database_url, django_setup, ensure_database, report, reset_data, say
+from _common import bench_django, report, reset_data, say
 
 
 def api_bodies(count: int, rng: random.Random) -> list[bytes]:
@@ -60,9 +60,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    url = bench_database_url()
-    ensure_database(url)
-    django_setup(url)
+    bench_django()
     reset_data()
 
     from django.db import connection

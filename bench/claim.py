@@ -25,7 +25,7 @@ from collections import Counter
 from datetime import timedelta
 
 from _common import (
-    child_env, django_setup, ensure_database, free_port, percentile, port_open, postgres_cpu_seconds, report,
+    bench_django, child_env, free_port, percentile, port_open, postgres_cpu_seconds, report,
     reset_data, say, start_server, wait_until,
 )
 
@@ -165,9 +165,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    url = os.environ.get("DATABASE_URL") or DEFAULT_URL
-    ensure_database(url)
-    django_setup(url)
+    url = bench_django(DEFAULT_URL)
     reset_data()
     say(f"creating {args.tickets} tickets and {args.agents} agents")
     people = setup(args.tickets, args.agents)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import ensure_database, report, say  # noqa: E402
+from bench._common import bench_django, report, say  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/omnidesk_bench_parity"
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -154,12 +153,7 @@ def main() -> None:
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the report's queries")
     args = parser.parse_args()
 
-    url = os.environ.get("DATABASE_URL") or DEFAULT_URL
-    os.environ["DATABASE_URL"] = url
-    ensure_database(url)
-    from bench._common import django_setup
-
-    django_setup(url)
+    bench_django(DEFAULT_URL)
     from django.db import connection
 
     from omnidesk.reports.metrics import Scope

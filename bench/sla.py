@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    bench_database_url, django_setup, ensure_database, postgres_cpu_seconds, report, reset_data, say,
+    bench_django, postgres_cpu_seconds, report, reset_data, say,
 )
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/omnidesk_bench_sla"
@@ -91,10 +91,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
-    url = bench_database_url()
-    ensure_database(url)
-    django_setup(url)
+    url = bench_django(DEFAULT_URL)
     from django.db import connection
     from django.utils import timezone as djtz
 

@@ -18,7 +18,6 @@ open the incident, prune. Figures:
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_database_url, django_setup, ensure_database, report, reset_data, say  # noqa: E402
+from _common import bench_django, report, reset_data, say  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/omnidesk_bench_storm"
 TICKETS = 100_000
@@ -165,10 +164,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
-    url = bench_database_url()
-    ensure_database(url)
-    django_setup(url)
+    bench_django(DEFAULT_URL)
     from omnidesk.incidents import detection
     from omnidesk.tickets.models import Message
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .metrics import POOLED, QUANTILES, RANKED, Raw, Scope, figures_compute
+from .metrics import POOLED, QUANTILES, Raw, Scope, figures_compute
 from .stats import GapRule, Significance, gap_assess, mann_whitney_counts, sample_wording, two_proportion_z, wilson_interval
 
 
