@@ -19,6 +19,7 @@ from omnidesk.incidents.signals import status_signal_apply
 from omnidesk.plugins.errors import PluginError
 from omnidesk.plugins.models import ChannelAccount
 from omnidesk.plugins.services import account_plugin
+from omnidesk.plugins.storable import storable, storable_text
 from omnidesk.routing.services import rules_loaded_once
 from omnidesk.sla.services import policies_loaded_once
 from omnidesk.tickets.ingest import IngestLookups, delivery_update_apply, message_ingest, message_update_apply
@@ -139,7 +140,8 @@ def _parse(event: InboundEvent, account: ChannelAccount) -> list[object] | Excep
     """What the plugin makes of the event, or what it raised (handled per event by _apply_one)."""
     try:
         plugin = account_plugin(account)
-        return list(plugin.parse(RawEvent(body=bytes(event.body), headers=event.headers, source_key=event.dedupe_key)))
+        raw = RawEvent(body=bytes(event.body), headers=event.headers, source_key=event.dedupe_key)
+        return [storable(item) for item in plugin.parse(raw)]
     except Exception as exc:  # noqa: BLE001 - re-raised in _apply_one, inside its handling
         return exc
 
@@ -238,7 +240,7 @@ def _lock_contention(exc: BaseException) -> bool:
 def _finish(event: InboundEvent, status: str, error: str, summary: Counter[str], notes: list[str]) -> None:
     """Record the outcome on the event; written for the whole batch by _events_save."""
     event.status = status
-    event.error = error
+    event.error = storable_text(error)
     event.processed_at = timezone.now()
     event.summary = {**dict(summary), **({"notes": notes[:200]} if notes else {})}
 
