@@ -8,17 +8,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from omnidesk.security.headers import StaticFilesWithHeaders  # noqa: E402
 from omnidesk.workspace.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # The apps' committed assets (CSS, JS) from the one process `make run` starts; a deployment
         # may still put a web server in front for STATIC_ROOT.
-        "http": ASGIStaticFilesHandler(django_asgi_app),
+        "http": StaticFilesWithHeaders(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

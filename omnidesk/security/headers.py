@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 
@@ -55,3 +56,13 @@ def _signed_in(request: HttpRequest) -> bool:
         return bool(user is not None and user.is_authenticated)
     except DatabaseError:  # the session store is down (a 503 on its way out): answer it, uncached
         return True
+
+
+class StaticFilesWithHeaders(ASGIStaticFilesHandler):
+    """The apps' static files as the ASGI app serves them, with the same headers as every page.
+
+    Static answers never pass through the middleware; without this a script or stylesheet went
+    out without nosniff or a CSP."""
+
+    async def get_response_async(self, request: HttpRequest) -> HttpResponse:
+        return security_headers(await super().get_response_async(request))

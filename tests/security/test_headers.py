@@ -185,3 +185,29 @@ from config import settings as s
 print(json.dumps({"cookies_secure": [getattr(s, "SESSION_COOKIE_SECURE", False), getattr(s, "CSRF_COOKIE_SECURE", False)],
                   "hsts": getattr(s, "SECURE_HSTS_SECONDS", 0), "redirect": getattr(s, "SECURE_SSL_REDIRECT", False)}))
 """
+
+
+@pytest.mark.parametrize("path, status", [("/static/workspace/desk.js", 200), ("/static/workspace/no-such.js", 404)])
+def test_static_files_served_by_the_asgi_app_carry_the_headers(path, status) -> None:  # type: ignore[no-untyped-def]
+    """Static answers skip the middleware: the ASGI app's own static handler adds the same headers."""
+    from asgiref.sync import async_to_sync
+    from asgiref.testing import ApplicationCommunicator
+
+    from config.asgi import application
+
+    async def get() -> dict:
+        scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": b"",
+                 "headers": [(b"host", b"testserver")], "scheme": "http", "server": ("testserver", 80),
+                 "client": ("127.0.0.1", 5000), "asgi": {"version": "3.0"}, "http_version": "1.1", "root_path": ""}
+        app = ApplicationCommunicator(application, scope)
+        await app.send_input({"type": "http.request", "body": b""})
+        start = await app.receive_output(10)
+        while (await app.receive_output(10)).get("more_body"):
+            pass
+        return start
+
+    start = async_to_sync(get)()
+    headers = {k.decode().title(): v.decode() for k, v in start["headers"]}
+    assert start["status"] == status
+    for name, value in EXPECTED.items():
+        assert headers.get(name) == value, name
