@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Group(models.Model):
@@ -47,8 +48,18 @@ class Agent(models.Model):
         return self.user.get_username()
 
 
+class RuleQuerySet(models.QuerySet):
+    def update(self, **kwargs: object) -> int:
+        """Bulk updates move `updated_at` too (auto_now only fires on save()): the rule cache of
+        `routing.services.rules_active` notices a change by it, in every process."""
+        kwargs.setdefault("updated_at", timezone.now())
+        return super().update(**kwargs)
+
+
 class Rule(models.Model):
     """An ordered condition → action rule; the same rules run for every channel (see rules_engine)."""
+
+    objects = RuleQuerySet.as_manager()
 
     name = models.CharField(max_length=120, unique=True)
     description = models.CharField(max_length=500, blank=True, default="")

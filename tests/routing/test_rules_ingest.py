@@ -154,3 +154,12 @@ def test_validation_names_every_problem(db):
     text = "\n".join(caught.value.problems)
     assert "invalid regular expression '(oops'" in text
     assert "no group named 'Nowhere'" in text and "no SLA policy named 'Nope'" in text
+
+
+def test_a_bulk_update_of_rules_is_seen_by_the_next_message(api_account):
+    """`.update()` skips auto_now; the rule cache must still notice (a manager's bulk deactivate)."""
+    ticket, _ = ingest(api_account, "tw-1", followers=25_000, public=True, text="Still no parcel @acme")
+    assert ticket.priority == "high"
+    Rule.objects.filter(name__startswith="Reach").update(active=False)
+    later, _ = ingest(api_account, "tw-2", author="u-2", email="bob@example.com", followers=25_000, public=True)
+    assert later.priority == "normal"
