@@ -29,7 +29,7 @@ from omnidesk.plugins.contract import (
     WebhookResponse,
 )
 
-from . import parsing, webhook
+from . import lookup, parsing, webhook
 from .client import DEFAULT_GRAPH_URL, GraphClient
 
 DEFAULT_HANDOFF = "Sorry to hear that — we've sent you a private message."
@@ -66,7 +66,9 @@ class FacebookChannel(ChannelPlugin[FacebookConfig]):
     kind = "facebook"
     label = "Facebook Page"
     capabilities = Capabilities(
-        features=frozenset({Feature.PUSH, Feature.PUBLIC_REPLY, Feature.PRIVATE_REPLY, Feature.HANDOFF}),
+        features=frozenset(
+            {Feature.PUSH, Feature.PUBLIC_REPLY, Feature.PRIVATE_REPLY, Feature.HANDOFF, Feature.DELIVERY_LOOKUP}
+        ),
         # Messenger's limit; comments allow 8,000 but one limit for both keeps the editor honest.
         max_length=2000,
         reply_window=timedelta(hours=24),
@@ -150,6 +152,21 @@ class FacebookChannel(ChannelPlugin[FacebookConfig]):
             form["messaging_type"] = "RESPONSE"
         result = client.post("me/messages", form)
         return Delivery(external_id=_id(result, "message_id", reply), thread_key=reply.thread_key)
+
+    def delivery_find(self, reply: OutboundReply, *, since: datetime) -> Delivery | None:
+        """Comments and Messenger messages of the Page since `since` are looked up (see lookup.py).
+
+        No check_reply here: a reply sent just before its window closed must still be found after.
+        """
+        route, target = self._route(reply)
+        if self.config.dry_run:
+            raise CapabilityError("a dry-run account sends nothing, so there is nothing to look up")
+        if route in ("private_comment", "private_post"):
+            # Meta takes one private reply per comment or post: a repeat is refused, never delivered twice.
+            raise CapabilityError("a private reply to a comment cannot be looked up; Meta refuses a second one")
+        if route == "comment":
+            return lookup.comment_find(self._graph(), self.config.page_id, target, reply, since=since)
+        return lookup.message_find(self._graph(), self.config.page_id, target, reply, since=since)
 
     def _route(self, reply: OutboundReply) -> tuple[str, str]:
         """Where a reply goes: a comment thread, a private reply to a comment/post, or Messenger."""

@@ -102,11 +102,20 @@ class GraphClient:
     def post(self, path: str, data: Mapping[str, object]) -> dict[str, Any]:
         """POST `data` (form-encoded; dicts as JSON) to /{version}/{path}; raises a SendError."""
         form = {k: json.dumps(v, separators=(",", ":")) if isinstance(v, (dict, list)) else str(v) for k, v in data.items()}
-        form["access_token"] = self._token
-        form["appsecret_proof"] = self._proof
+        return self._request(path, post_args=form)
+
+    def get(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET /{version}/{path} (a delivery lookup); raises a SendError, as a send would."""
+        return self._request(path, args=dict(params))
+
+    def _request(
+        self, path: str, *, args: dict[str, str] | None = None, post_args: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        proof = {"access_token": self._token, "appsecret_proof": self._proof}
+        query, form = (None, {**post_args, **proof}) if post_args is not None else ({**(args or {}), **proof}, None)
         self._last.response = None
         try:
-            result = self.graph.request(f"{self.graph.version}/{path.lstrip('/')}", post_args=form)
+            result = self.graph.request(f"{self.graph.version}/{path.lstrip('/')}", args=query, post_args=form)
         except requests.Timeout as exc:
             raise RetryableSendError("the Graph API did not answer in time") from exc
         except requests.RequestException as exc:

@@ -30,7 +30,7 @@ from omnidesk.plugins.contract import (
 
 from omnidesk.plugins.payloads import content_type_check
 
-from . import parsing, webhook
+from . import lookup, parsing, webhook
 from .client import DEFAULT_HOST, RateLimited, XClient
 from .textlength import split_thread, weighted_length
 
@@ -94,7 +94,8 @@ class TwitterChannel(ChannelPlugin[TwitterConfig]):
     kind = "twitter"
     label = "X (Twitter)"
     capabilities = Capabilities(
-        features=frozenset({Feature.PUSH, Feature.PULL, Feature.PUBLIC_REPLY, Feature.PRIVATE_REPLY, Feature.HANDOFF}),
+        features=frozenset({Feature.PUSH, Feature.PULL, Feature.PUBLIC_REPLY, Feature.PRIVATE_REPLY, Feature.HANDOFF,
+                            Feature.DELIVERY_LOOKUP}),
         max_length=MAX_TWEET,
         length_unit="weighted characters",
     )
@@ -243,6 +244,13 @@ class TwitterChannel(ChannelPlugin[TwitterConfig]):
                 ) from None
             posted.append(previous)
         return Delivery(external_id=posted[0], sent_at=now)
+
+    def delivery_find(self, reply: OutboundReply, *, since: datetime) -> Delivery | None:
+        """X has no idempotency key: what the account posted since `since` is looked up (see lookup.py)."""
+        self.check_reply(reply)
+        if reply.visibility == "private":
+            return lookup.dm_find(self._client(), self.config.user_id, reply, since=since)
+        return lookup.thread_find(self._client(), self.config.user_id, reply, self._public_parts(reply.text), since=since)
 
     def _client(self) -> XClient:
         c = self.config

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,6 +29,9 @@ MENTION_FIELDS: Mapping[str, Any] = {
     "tweet_fields": ["created_at", "conversation_id", "in_reply_to_user_id", "referenced_tweets", "entities", "note_tweet"],
     "user_fields": ["public_metrics", "verified", "username", "name"],
 }
+#: what a delivery lookup needs of the account's own tweets and DMs
+OWN_TWEET_FIELDS = ["created_at", "referenced_tweets", "in_reply_to_user_id"]
+OWN_DM_FIELDS = ["id", "text", "event_type", "created_at", "dm_conversation_id", "sender_id"]
 DM_FIELDS: Mapping[str, Any] = {
     "expansions": ["sender_id"],
     "dm_event_fields": ["id", "text", "event_type", "created_at", "dm_conversation_id", "sender_id", "entities"],
@@ -134,6 +138,24 @@ class XClient:
     def dm_events(self) -> Page:
         return self._read(lambda: self.api.get_direct_message_events(max_results=100, user_auth=True, **DM_FIELDS))
 
+    def own_tweets(self, user_id: str, *, start_time: datetime, pagination_token: str | None) -> dict[str, Any]:
+        """One page of the account's own tweets since `start_time`, newest first; raises a SendError."""
+        return self._lookup(
+            lambda: self.api.get_users_tweets(
+                user_id, start_time=start_time, pagination_token=pagination_token, max_results=100,
+                tweet_fields=OWN_TWEET_FIELDS, user_auth=True,
+            )
+        )
+
+    def dms_with(self, participant_id: str, *, pagination_token: str | None) -> dict[str, Any]:
+        """One page of the DM conversation with one person, newest first; raises a SendError."""
+        return self._lookup(
+            lambda: self.api.get_direct_message_events(
+                participant_id=participant_id, event_types="MessageCreate", pagination_token=pagination_token,
+                max_results=100, dm_event_fields=OWN_DM_FIELDS, user_auth=True,
+            )
+        )
+
     def _read(self, call: Any) -> Page:
         try:
             response: requests.Response = call()
@@ -166,6 +188,27 @@ class XClient:
         return str(data.get("dm_event_id") or ""), str(data.get("dm_conversation_id") or "")
 
     def _send(self, call: Any) -> dict[str, Any]:
+        response = self._call(call, "the reply")
+        try:
+            data = response.json().get("data")
+        except (ValueError, AttributeError):
+            data = None
+        if not isinstance(data, dict):
+            raise RetryableSendError(f"X answered {response.status_code} without a data object")
+        return data
+
+    def _lookup(self, call: Any) -> dict[str, Any]:
+        response = self._call(call, "the lookup")
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise RetryableSendError(f"X answered {response.status_code} with a body that is not a JSON object")
+        return data
+
+    def _call(self, call: Any, what: str) -> requests.Response:
+        """Make one call for sending (or for a delivery lookup); X's refusals as the contract's SendErrors."""
         try:
             response: requests.Response = call()
         except tweepy.TooManyRequests as exc:
@@ -177,19 +220,12 @@ class XClient:
         except tweepy.Forbidden as exc:
             message = _x_message(exc)
             if any(hint in message.lower() for hint in _REFUSAL_HINTS):
-                raise PermanentSendError(f"X refused the reply (403): {message}") from None
+                raise PermanentSendError(f"X refused {what} (403): {message}") from None
             raise AuthorizationRequired(f"X refused the account's credentials (403): {message}") from None
         except tweepy.TwitterServerError as exc:
             raise RetryableSendError(f"X is having trouble ({exc.response.status_code}): {_x_message(exc)}") from None
         except tweepy.HTTPException as exc:
-            raise PermanentSendError(f"X rejected the reply ({exc.response.status_code}): {_x_message(exc)}") from None
+            raise PermanentSendError(f"X rejected {what} ({exc.response.status_code}): {_x_message(exc)}") from None
         except requests.RequestException as exc:
             raise RetryableSendError(f"X could not be reached: {type(exc).__name__}") from None
-        try:
-            data = response.json().get("data")
-        except (ValueError, AttributeError):
-            data = None
-        if not isinstance(data, dict):
-            raise RetryableSendError(f"X answered {response.status_code} without a data object")
-        return data
-
+        return response

@@ -48,6 +48,8 @@ class Feature(enum.Enum):
     PUSH = "push"
     #: the plugin is polled (implements `fetch`)
     PULL = "pull"
+    #: the plugin can look up whether a reply already reached the channel (implements `delivery_find`)
+    DELIVERY_LOOKUP = "delivery_lookup"
 
 
 @dataclass(frozen=True)
@@ -371,6 +373,15 @@ class ChannelPlugin(Generic[C]):
     def send(self, reply: OutboundReply) -> Delivery:
         """Deliver a reply; raise a SendError subclass that says whether a retry can help."""
         raise CapabilityError(f"the {self.kind} channel cannot send replies")
+
+    def delivery_find(self, reply: OutboundReply, *, since: datetime) -> Delivery | None:
+        """Did `reply` already reach the channel (at or after `since`)? Its Delivery, or None: not there.
+
+        Asked instead of resending when a sender died mid-send, for channels without an
+        idempotency key. Raise RetryableSendError when the lookup fails (the reply waits, it is
+        never sent blindly) and CapabilityError for a reply that cannot be looked up (it is sent again).
+        """
+        raise CapabilityError(f"the {self.kind} channel cannot tell whether a reply reached it")
 
     # helpers plugins may override ------------------------------------------------------
     @classmethod

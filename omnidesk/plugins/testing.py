@@ -416,6 +416,18 @@ class PluginConformance:
         reply = self.make_reply(visibility="private", customer_last_message_at=then)
         self._expect_refusal(reply, ReplyWindowClosed, "a private reply after the reply window closed")
 
+    def test_delivery_lookup_is_declared(self) -> None:
+        cls = self.plugin_class
+        declared = Feature.DELIVERY_LOOKUP in cls.capabilities.features
+        implemented = cls.delivery_find is not ChannelPlugin.delivery_find
+        if declared and not implemented:
+            pytest.fail(f"{cls.__qualname__} declares Feature.DELIVERY_LOOKUP but does not implement delivery_find")
+        if implemented and not declared:
+            pytest.fail(
+                f"{cls.__qualname__} implements delivery_find but does not declare Feature.DELIVERY_LOOKUP: "
+                "the outbox would never ask it"
+            )
+
     @pytest.mark.django_db
     def test_fixture_becomes_a_ticket_once(self, request: pytest.FixtureRequest) -> None:
         from omnidesk.inbox.services import inbound_event_store, inbound_events_apply

@@ -98,15 +98,30 @@ def test_revoked_credentials_hold_replies_until_fixed(ticket, agent, remote, api
     assert outbound_send(outbound_id=message.outbound.pk).status == "sent"
 
 
-def test_a_sender_that_died_mid_send_is_requeued(ticket, agent):
+def test_a_sender_that_died_mid_send_is_requeued_marked_interrupted(ticket, agent, remote):
+    """The API channel cannot look a reply up: it gets it again under the same Idempotency-Key."""
     from datetime import timedelta
 
     from django.utils import timezone
 
+    remote.answer(200, {"id": "widget-1"})
+    remote.answer(200, {"id": "widget-1"})
     message = reply_create(ticket=ticket, user=agent, text="hello")
+    assert outbound_send(outbound_id=message.outbound.pk).status == "sent"
+    # as if the sender had died after the receiver got it, before the outbox recorded it
     OutboundMessage.objects.update(status="sending", claimed_at=timezone.now() - timedelta(minutes=10))
-    assert outbox_due_ids() == [message.outbound.pk]
-    assert OutboundMessage.objects.get().status == "queued"
+    fresh = OutboundMessage.objects.create(message=note_create(ticket=ticket, user=agent, text="x"),
+                                           account=message.account, to_identity=message.outbound.to_identity,
+                                           status="sending", claimed_at=timezone.now())
+    assert outbox_due_ids() == [message.outbound.pk]  # a claim still in time is left to its sender
+    row = OutboundMessage.objects.get(pk=message.outbound.pk)
+    assert (row.status, row.error_code) == ("queued", "interrupted")
+    assert OutboundMessage.objects.get(pk=fresh.pk).status == "sending"
+    assert outbound_send(outbound_id=row.pk).status == "sent"
+    first, again = remote.received
+    assert again.headers["Idempotency-Key"] == first.headers["Idempotency-Key"]
+    row.refresh_from_db()
+    assert (row.status, row.error_code) == ("sent", "")
 
 
 def test_capabilities_are_checked_before_anything_is_stored(ticket, agent):

@@ -524,3 +524,26 @@ def test_a_channel_that_cannot_send_must_refuse(folder):
     make_kit(LogOnly, folder).test_send_refused_when_the_channel_cannot_send()
     message = failure(make_kit(LogOnlyThatSends, folder).test_send_refused_when_the_channel_cannot_send)
     assert message.startswith("check_reply() accepted a reply on a channel that cannot send")
+
+
+class LooksUp(GoodChannel):
+    capabilities = Capabilities(features=frozenset({Feature.PUSH, Feature.PRIVATE_REPLY, Feature.DELIVERY_LOOKUP}))
+
+    def delivery_find(self, reply: OutboundReply, *, since: datetime) -> Delivery | None:
+        return None
+
+
+class DeclaresLookupOnly(GoodChannel):
+    capabilities = LooksUp.capabilities
+
+
+class LooksUpUndeclared(LooksUp):
+    capabilities = GoodChannel.capabilities
+
+
+def test_a_delivery_lookup_is_declared_and_implemented_together(folder):
+    make_kit(GoodChannel, folder).test_delivery_lookup_is_declared()
+    make_kit(LooksUp, folder).test_delivery_lookup_is_declared()
+    assert "does not implement delivery_find" in failure(make_kit(DeclaresLookupOnly, folder).test_delivery_lookup_is_declared)
+    message = failure(make_kit(LooksUpUndeclared, folder).test_delivery_lookup_is_declared)
+    assert "does not declare Feature.DELIVERY_LOOKUP" in message

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from channels_plugins.facebook.adapter import FacebookChannel, FacebookConfig
 from channels_plugins.facebook.webhook import SIGNATURE_HEADER, sign
@@ -61,3 +63,36 @@ def graph_error(code: int, message: str, *, subcode: int | None = None, kind: st
     if transient:
         error["is_transient"] = True
     return json.dumps({"error": error})
+
+
+# --- Graph reads of the delivery lookup ------------------------------------------------------------
+# Shaped as Graph answers a field-selected edge read: {"data": [...], "paging": {"cursors": {...}, "next": url}},
+# times as "2024-03-01T09:30:00+0000", authors as {"name", "id"}.
+
+
+def graph_time(at: datetime) -> str:
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+def by_page(item_id: str, text: str, at: datetime, *, key: str = "message") -> dict[str, Any]:
+    """A comment or Messenger message written by the Page, as a lookup reads it."""
+    return {"id": item_id, key: text, "from": {"name": "Acme Bikes", "id": PAGE}, "created_time": graph_time(at)}
+
+
+def by_person(item_id: str, text: str, at: datetime) -> dict[str, Any]:
+    return {"id": item_id, "message": text, "from": {"name": "Rosa Parks", "id": "5550001112223"},
+            "created_time": graph_time(at)}
+
+
+def serve_pages(graph: HTTPServer, path: str, *pages: list[dict[str, Any]]) -> None:
+    """GET `path` answers `pages` in turn, chained by Graph's `after` cursor and `paging.next`."""
+
+    def handler(request: Request) -> Response:
+        n = int(request.args.get("after", "cursor-0").removeprefix("cursor-"))
+        body: dict[str, Any] = {"data": pages[n] if n < len(pages) else []}
+        if n + 1 < len(pages):
+            body["paging"] = {"cursors": {"before": f"cursor-{n}", "after": f"cursor-{n + 1}"},
+                              "next": f"https://graph.facebook.com{path}?after=cursor-{n + 1}"}
+        return Response(json.dumps(body), content_type="application/json")
+
+    graph.expect_request(path, method="GET").respond_with_handler(handler)

@@ -16,14 +16,15 @@ from omnidesk.plugins.contract import ReplyWindowClosed
 from omnidesk.plugins.models import ChannelAccount
 from omnidesk.plugins.services import channel_account_save
 from omnidesk.tickets.models import Message, OutboundMessage, Ticket
-from omnidesk.tickets.outbox import outbound_send
+from omnidesk.tickets.outbox import outbound_send, outbox_due_ids
 from omnidesk.tickets.replies import reply_create, ticket_handoff
 
-from .conftest import APP_SECRET, PAGE, SECRETS, fixture, graph_error
+from .conftest import APP_SECRET, PAGE, SECRETS, by_page, fixture, graph_error, serve_pages
 
 POST = f"{PAGE}_901097836652708"
 COMMENT = "901097836652708_903438993085259"
 PSID = "987654321432"
+CONVERSATION = "t_10161452637141782"
 pytestmark = pytest.mark.django_db
 
 
@@ -198,3 +199,75 @@ def test_handoff_replies_publicly_then_privately_to_the_same_comment(deliver, gr
     assert ticket.handoff_at is not None
     assert set(OutboundMessage.objects.values_list("in_reply_to", flat=True)) == {COMMENT}
     assert {m.external_id for m in (public, private) if m.refresh_from_db() is None} == {"901097836652708_777", "m_pr-1"}
+
+
+# --- a reply whose sender died mid-send ------------------------------------------------------
+
+
+def interrupted_reply(deliver, agent, route: str) -> tuple[Message, str, str]:  # type: ignore[no-untyped-def]
+    """A reply on a comment or in Messenger whose sender died mid-send; the path it is posted to and the one
+    the lookup reads."""
+    now = datetime.now(timezone.utc)
+    if route == "comment":
+        deliver(comment("My order arrived broken", at=now - timedelta(minutes=5)))
+        read, post = f"/v23.0/{COMMENT}/comments", f"/v23.0/{COMMENT}/comments"
+    else:
+        deliver(messenger("Where is my parcel?", mid="m_in-9", at=now - timedelta(minutes=5)))
+        read, post = f"/v23.0/{CONVERSATION}/messages", "/v23.0/me/messages"
+    message = reply_create(ticket=Ticket.objects.get(), user=agent, text="It left the depot today.")
+    OutboundMessage.objects.filter(message=message).update(status="sending", claimed_at=now - timedelta(hours=1))
+    assert outbox_due_ids() == [message.outbound.pk]
+    assert OutboundMessage.objects.get(message=message).error_code == "interrupted"
+    return message, read, post
+
+
+def answer_lookups(graph, read: str, *items: dict) -> None:  # type: ignore[no-untyped-def]
+    graph.expect_request(f"/v23.0/{PAGE}/conversations", method="GET").respond_with_json({"data": [{"id": CONVERSATION}]})
+    serve_pages(graph, read, list(items))
+
+
+def posts(graph, path: str) -> int:  # type: ignore[no-untyped-def]
+    return sum(1 for request, _ in graph.log if request.method == "POST" and request.path == path)
+
+
+@pytest.mark.parametrize("route", ["comment", "messenger"])
+def test_an_interrupted_reply_meta_already_has_is_recorded_not_sent_again(deliver, graph, agent, route):
+    message, read, post = interrupted_reply(deliver, agent, route)
+    answer_lookups(graph, read, by_page("903438993085259_50" if route == "comment" else "m_out-50",
+                                        "It left the depot today.", datetime.now(timezone.utc)))
+    graph.expect_request(post, method="POST").respond_with_json({"id": "never", "message_id": "never"})
+    assert outbound_send(outbound_id=message.outbound.pk).status == "reconciled"
+    assert posts(graph, post) == 0
+    message.refresh_from_db()
+    assert (message.state, message.external_id) == ("sent", "903438993085259_50" if route == "comment" else "m_out-50")
+
+
+@pytest.mark.parametrize("route", ["comment", "messenger"])
+def test_an_interrupted_reply_meta_does_not_have_is_sent_once(deliver, graph, agent, route):
+    message, read, post = interrupted_reply(deliver, agent, route)
+    answer_lookups(graph, read, by_page("903438993085259_51", "Anything else?", datetime.now(timezone.utc)))
+    graph.expect_request(post, method="POST").respond_with_json({"id": "903438993085259_52", "recipient_id": PSID,
+                                                                "message_id": "m_out-52"})
+    assert outbound_send(outbound_id=message.outbound.pk).status == "sent"
+    assert posts(graph, post) == 1
+    message.refresh_from_db()
+    assert message.external_id == ("903438993085259_52" if route == "comment" else "m_out-52")
+
+
+@pytest.mark.parametrize("route", ["comment", "messenger"])
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(400, graph_error(4, "Application request limit reached")),
+     (503, graph_error(2, "An unexpected error has occurred.", transient=True))],
+    ids=["rate-limited", "5xx"],
+)
+def test_an_interrupted_reply_waits_while_the_lookup_fails(deliver, graph, agent, route, status, body):
+    message, read, post = interrupted_reply(deliver, agent, route)
+    for path in (f"/v23.0/{PAGE}/conversations", read):
+        graph.expect_request(path, method="GET").respond_with_data(body, status=status, content_type="application/json")
+    graph.expect_request(post, method="POST").respond_with_json({"id": "never", "message_id": "never"})
+    assert outbound_send(outbound_id=message.outbound.pk).status == "retry"
+    assert posts(graph, post) == 0
+    outbound = OutboundMessage.objects.get(message=message)
+    assert (outbound.status, outbound.error_code) == ("queued", "interrupted")
+    assert "Graph error" in outbound.last_error

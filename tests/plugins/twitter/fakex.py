@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,46 @@ def enrich_dm_events(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def as_x_shows(tweet_id: str, text: str, *, in_reply_to: str, author: str = "ada_rides", at: datetime | None = None) -> dict[str, Any]:
+    """A tweet of ours as GET /2/users/:id/tweets returns it, shaped like the recorded timeline's tweets.
+
+    What X does to a posted text is done here too: the reply starts with the @handle of the
+    person answered, &, < and > are HTML-escaped, and every URL is a t.co link.
+    """
+    shown = re.sub(r"https?://\S+", "https://t.co/Zk3vQ1xAbC", text)
+    shown = shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return {
+        "edit_history_tweet_ids": [tweet_id], "id": tweet_id, "text": f"@{author} {shown}",
+        "created_at": _x_time(at or datetime.now(timezone.utc)), "in_reply_to_user_id": CUSTOMER_ID,
+        "referenced_tweets": [{"type": "replied_to", "id": in_reply_to}],
+    }
+
+
+def timeline_noise() -> list[dict[str, Any]]:
+    """The recorded timeline page's tweets with created_at added (minutes ago): tweets that match nothing."""
+    now = datetime.now(timezone.utc)
+    tweets = recorded("test_client_get_home_timeline", "GET", "/timelines/")["body"]["data"][:20]
+    return [{**t, "created_at": _x_time(now - timedelta(minutes=n + 1))} for n, t in enumerate(copy.deepcopy(tweets))]
+
+
+def enrich_dm_conversation(body: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """The recorded page of the DM conversation with CUSTOMER_ID, as the lookup asks for it.
+
+    Added: sender_id (@TweepyDev sent both "Testing" DMs), dm_conversation_id, and created_at one
+    minute apart ending at `at`; next_token dropped (the last page).
+    """
+    body = copy.deepcopy(body)
+    for n, event in enumerate(body["data"]):
+        event.update(sender_id=OWN_ID, dm_conversation_id=f"{CUSTOMER_ID}-{OWN_ID}",
+                     created_at=_x_time(at - timedelta(minutes=n)))
+    body["meta"] = {k: v for k, v in body["meta"].items() if k != "next_token"}
+    return body
+
+
+def _x_time(at: datetime) -> str:
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
 class FakeX:
     """Routes of the X API v2 that the plugin uses; every request tweepy makes is in `requests`."""
 
@@ -136,6 +178,36 @@ class FakeX:
             f"/2/dm_conversations/with/{CUSTOMER_ID}/messages", method="POST"
         ).respond_with_json(body if body is not None else rec["body"], status=status,
                             headers={**rate_headers(rec), **(headers or {})})
+
+    def own_tweets(self, *pages: list[dict[str, Any]], status: int = 200, body: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> None:
+        """GET /2/users/:id/tweets: `pages` of tweets (newest first) chained by next_token, or `body` with `status`."""
+        rec = recorded("test_client_get_home_timeline", "GET", "/timelines/")
+
+        def handler(request: Request) -> Response:
+            payload = body
+            if payload is None:
+                n = int(request.args.get("pagination_token", "page-0").removeprefix("page-"))
+                tweets = pages[n] if n < len(pages) else []
+                meta: dict[str, Any] = {"result_count": len(tweets)}
+                if tweets:
+                    meta.update(newest_id=tweets[0]["id"], oldest_id=tweets[-1]["id"])
+                if n + 1 < len(pages):
+                    meta["next_token"] = f"page-{n + 1}"
+                payload = {"data": tweets, "meta": meta} if tweets else {"meta": meta}
+            return Response(json.dumps(payload), status=status, headers={**rate_headers(rec), **(headers or {})},
+                            content_type="application/json")
+
+        self.server.expect_request(f"/2/users/{OWN_ID}/tweets", method="GET").respond_with_handler(handler)
+
+    def dms_with(self, *, at: datetime | None = None, status: int = 200, body: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        """GET /2/dm_conversations/with/CUSTOMER_ID/dm_events: the recorded page (our two DMs, the newest at `at`)."""
+        rec = recorded("test_manage_and_lookup_direct_messages", "GET", "/dm_conversations/with/")
+        if body is None:
+            body = enrich_dm_conversation(rec["body"], at or datetime.now(timezone.utc))
+        self._answer("GET", f"/2/dm_conversations/with/{CUSTOMER_ID}/dm_events", body, status,
+                     {**rate_headers(rec), **(headers or {})})
 
     def _answer(self, method: str, path: str, body: dict[str, Any], status: int, headers: dict[str, str]) -> None:
         self.server.expect_request(path, method=method).respond_with_json(body, status=status, headers=headers)

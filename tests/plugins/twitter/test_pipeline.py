@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from omnidesk.customers.models import Customer, Identity
 from omnidesk.inbox.models import InboundEvent
@@ -17,11 +19,11 @@ from omnidesk.plugins.contract import ReplyTooLong
 from omnidesk.plugins.models import ChannelAccount
 from omnidesk.plugins.services import channel_account_save
 from omnidesk.tickets.models import Message, OutboundMessage, Ticket
-from omnidesk.tickets.outbox import outbound_send
+from omnidesk.tickets.outbox import outbound_send, outbox_due_ids
 from omnidesk.tickets.replies import reply_create, ticket_handoff
 
 from .conftest import SECRETS, account_settings
-from .fakex import CUSTOMER_ID, FakeX, recorded, too_many_requests, unauthorized
+from .fakex import CUSTOMER_ID, FakeX, as_x_shows, recorded, timeline_noise, too_many_requests, unauthorized
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TWEET = "1990712204871446529"  # the customer's complaint in mention__account_activity.json
@@ -217,3 +219,93 @@ def test_read_receipt_marks_our_dms_read(post_x_hook, twitter_account, fake_x: F
     inbound_events_apply(event_ids=[response.json()["event"]])
     message.refresh_from_db()
     assert message.state == "read"
+
+
+# --- a reply whose sender died mid-send ------------------------------------------------------
+
+
+def interrupted(message: Message) -> OutboundMessage:
+    """The reply's sender died mid-send: its claim went stale and the outbox sweep requeued it."""
+    OutboundMessage.objects.filter(message=message).update(status="sending", claimed_at=timezone.now() - timedelta(hours=1))
+    assert outbox_due_ids() == [message.outbound.pk]
+    outbound = OutboundMessage.objects.get(message=message)
+    assert (outbound.status, outbound.error_code) == ("queued", "interrupted")
+    return outbound
+
+
+def interrupted_reply(post_x_hook, agent, visibility: str) -> tuple[Message, str]:  # type: ignore[no-untyped-def]
+    """A queued public reply to the mention, or DM to the customer, caught mid-send; and where X posts it."""
+    if visibility == "public":
+        deliver(post_x_hook, "mention__account_activity.json")
+        message = reply_create(ticket=Message.objects.get(external_id=TWEET).ticket, user=agent,
+                               text="Fixed now & sorry: https://status.example.com/chat")
+        return message, "/2/tweets"
+    deliver(post_x_hook, "direct_message__account_activity.json")
+    message = reply_create(ticket=Message.objects.get(external_id="1990715842301980677").ticket, user=agent,
+                           text="Testing 2")  # the text of the newest recorded DM of ours
+    return message, f"/dm_conversations/with/{CUSTOMER_ID}/messages"
+
+
+@pytest.mark.parametrize("visibility", ["public", "private"])
+def test_an_interrupted_reply_x_already_has_is_recorded_not_posted_again(
+    post_x_hook, twitter_account, fake_x: FakeX, agent, visibility
+) -> None:  # type: ignore[no-untyped-def]
+    message, post_path = interrupted_reply(post_x_hook, agent, visibility)
+    fake_x.own_tweets([as_x_shows("1590000000000000001", message.text, in_reply_to=TWEET)] + timeline_noise())
+    fake_x.dms_with()
+    fake_x.create_tweet()
+    fake_x.create_dm()
+    outbound = interrupted(message)
+    assert outbound_send(outbound_id=outbound.pk).status == "reconciled"
+    assert fake_x.sent(post_path) == []
+    message.refresh_from_db()
+    expected = "1590000000000000001" if visibility == "public" else "1585800613752881156"
+    assert (message.state, message.external_id) == ("sent", expected)
+    assert OutboundMessage.objects.get(pk=outbound.pk).status == "sent"
+    assert "not sent again" in message.ticket.events.get(action="reply_sent").note
+
+
+@pytest.mark.parametrize("visibility", ["public", "private"])
+def test_an_interrupted_reply_x_does_not_have_is_posted_once(
+    post_x_hook, twitter_account, fake_x: FakeX, agent, visibility
+) -> None:  # type: ignore[no-untyped-def]
+    message, post_path = interrupted_reply(post_x_hook, agent, visibility)
+    Message.objects.filter(pk=message.pk).update(text=message.text + " (v2)")  # not what X holds
+    fake_x.own_tweets(timeline_noise())
+    fake_x.dms_with()
+    fake_x.create_tweet()
+    fake_x.create_dm()
+    assert outbound_send(outbound_id=interrupted(message).pk).status == "sent"
+    assert len(fake_x.sent(post_path)) == 1
+    assert [r.method for r in fake_x.requests] == ["GET", "POST"]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize("visibility", ["public", "private"])
+def test_an_interrupted_reply_waits_while_the_lookup_fails(
+    post_x_hook, twitter_account, fake_x: FakeX, agent, visibility, status
+) -> None:  # type: ignore[no-untyped-def]
+    message, post_path = interrupted_reply(post_x_hook, agent, visibility)
+    body, headers = too_many_requests(reset_in_s=90)
+    if status == 503:
+        body, headers = {"title": "Service Unavailable", "detail": "Service Unavailable", "status": 503}, {}
+    fake_x.own_tweets(status=status, body=body, headers=headers)
+    fake_x.dms_with(status=status, body=body, headers=headers)
+    fake_x.create_tweet()
+    fake_x.create_dm()
+    outbound = interrupted(message)
+    outcome = outbound_send(outbound_id=outbound.pk)
+    assert outcome.status == "retry" and (status != 429 or outcome.retry_in_s > 60)
+    assert fake_x.sent(post_path) == []
+    outbound.refresh_from_db()
+    assert (outbound.status, outbound.error_code) == ("queued", "interrupted")  # still asked about next time
+    assert str(status) in outbound.last_error or "rate limit" in outbound.last_error
+    # X answers again and has the reply: recorded, never posted
+    fake_x.server.clear_all_handlers()
+    fake_x.own_tweets([as_x_shows("1590000000000000001", message.text, in_reply_to=TWEET)])
+    fake_x.dms_with()
+    fake_x.create_tweet()
+    fake_x.create_dm()
+    OutboundMessage.objects.filter(pk=outbound.pk).update(next_attempt_at=None)
+    assert outbound_send(outbound_id=outbound.pk).status == "reconciled"
+    assert fake_x.sent(post_path) == []
