@@ -117,9 +117,11 @@ class GraphClient:
         try:
             result = self.graph.request(f"{self.graph.version}/{path.lstrip('/')}", args=query, post_args=form)
         except requests.Timeout as exc:
-            raise RetryableSendError("the Graph API did not answer in time") from exc
+            raise RetryableSendError(
+                "the Graph API did not answer in time", maybe_delivered=not isinstance(exc, requests.ConnectTimeout)
+            ) from exc
         except requests.RequestException as exc:
-            raise RetryableSendError(f"the Graph API is unreachable: {type(exc).__name__}") from exc
+            raise RetryableSendError(f"the Graph API is unreachable: {type(exc).__name__}", maybe_delivered=True) from exc
         except facebook.GraphAPIError as exc:
             raise send_error(failure(exc, getattr(self._last, "response", None))) from None
         except (KeyError, ValueError) as exc:  # facebook-sdk trips over answers without a JSON body
@@ -168,7 +170,9 @@ def send_error(f: GraphFailure) -> Exception:
     if f.code in OUTSIDE_WINDOW_CODES or f.subcode in OUTSIDE_WINDOW_SUBCODES or "allowed window" in f.message:
         return ReplyWindowClosed(f"Messenger will not deliver this reply now ({said})")
     if f.transient or f.code in TRANSIENT or (f.status is not None and f.status >= 500):
-        return RetryableSendError(f"the Graph API failed, a retry may help ({said})", retry_after=f.retry_after)
+        # a server-side failure may come after the post was made
+        return RetryableSendError(f"the Graph API failed, a retry may help ({said})", retry_after=f.retry_after,
+                                  maybe_delivered=True)
     return PermanentSendError(f"Meta refused the reply ({said})")
 
 

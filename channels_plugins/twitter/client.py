@@ -179,7 +179,8 @@ class XClient:
         data = self._send(lambda: self.api.create_tweet(text=text, in_reply_to_tweet_id=in_reply_to or None))
         tweet_id = str(data.get("id") or "")
         if not tweet_id:
-            raise RetryableSendError(f"X accepted the tweet but returned no id: {json.dumps(data)[:200]}")
+            raise RetryableSendError(f"X accepted the tweet but returned no id: {json.dumps(data)[:200]}",
+                                     maybe_delivered=True)
         return tweet_id
 
     def create_direct_message(self, participant_id: str, text: str) -> tuple[str, str]:
@@ -194,7 +195,7 @@ class XClient:
         except (ValueError, AttributeError):
             data = None
         if not isinstance(data, dict):
-            raise RetryableSendError(f"X answered {response.status_code} without a data object")
+            raise RetryableSendError(f"X answered {response.status_code} without a data object", maybe_delivered=True)
         return data
 
     def _lookup(self, call: Any) -> dict[str, Any]:
@@ -223,9 +224,13 @@ class XClient:
                 raise PermanentSendError(f"X refused {what} (403): {message}") from None
             raise AuthorizationRequired(f"X refused the account's credentials (403): {message}") from None
         except tweepy.TwitterServerError as exc:
-            raise RetryableSendError(f"X is having trouble ({exc.response.status_code}): {_x_message(exc)}") from None
+            raise RetryableSendError(
+                f"X is having trouble ({exc.response.status_code}): {_x_message(exc)}", maybe_delivered=True
+            ) from None
         except tweepy.HTTPException as exc:
             raise PermanentSendError(f"X rejected {what} ({exc.response.status_code}): {_x_message(exc)}") from None
         except requests.RequestException as exc:
-            raise RetryableSendError(f"X could not be reached: {type(exc).__name__}") from None
+            raise RetryableSendError(
+                f"X could not be reached: {type(exc).__name__}", maybe_delivered=not isinstance(exc, requests.ConnectTimeout)
+            ) from None
         return response

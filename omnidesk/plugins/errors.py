@@ -54,14 +54,20 @@ class SendError(PluginError):
 
 
 class RetryableSendError(SendError):
-    """The channel is down, slow or rate limited: the outbox retries with backoff."""
+    """The channel is down, slow or rate limited: the outbox retries with backoff.
+
+    `maybe_delivered`: the request may have reached the channel and only its answer was lost (a
+    read timeout, a 5xx after posting, an answer without the new id). The outbox then treats the
+    reply as interrupted: a channel that can look up what it received is asked before the retry.
+    """
 
     code = "send_retryable"
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, maybe_delivered: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.maybe_delivered = maybe_delivered
 
 
 class AuthorizationRequired(RetryableSendError):

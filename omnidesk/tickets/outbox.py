@@ -154,6 +154,8 @@ def _sent_write(outbound: OutboundMessage, delivery: Delivery, *, reconciled: bo
 def _retry_later(
     outbound: OutboundMessage, exc: Exception, retry_after: float | None, *, code: str | None = None
 ) -> SendOutcome:
+    if code is None and getattr(exc, "maybe_delivered", False):
+        code = INTERRUPTED  # the channel may have it: looked up before the retry where the channel can
     code = code or getattr(exc, "code", type(exc).__name__)
     text = secrets_redact(str(exc)) or type(exc).__name__  # upstream error pages may echo credentials
     if outbound.attempts >= settings.OMNIDESK["OUTBOX_MAX_ATTEMPTS"] and not isinstance(exc, AuthorizationRequired):

@@ -271,3 +271,23 @@ def test_an_interrupted_reply_waits_while_the_lookup_fails(deliver, graph, agent
     outbound = OutboundMessage.objects.get(message=message)
     assert (outbound.status, outbound.error_code) == ("queued", "interrupted")
     assert "Graph error" in outbound.last_error
+
+
+@pytest.mark.parametrize("route", ["comment", "messenger"])
+def test_a_post_whose_answer_was_lost_is_looked_up_before_the_retry(deliver, graph, agent, route):
+    """Graph failed with a 5xx after posting: the retry finds the reply instead of sending it twice."""
+    message, read, post = interrupted_reply(deliver, agent, route)
+    OutboundMessage.objects.filter(message=message).update(error_code="")  # a first, ordinary attempt
+    graph.expect_request(post, method="POST").respond_with_data(
+        graph_error(2, "An unexpected error has occurred.", transient=True), status=500, content_type="application/json")
+    assert outbound_send(outbound_id=message.outbound.pk).status == "retry"
+    outbound = OutboundMessage.objects.get(message=message)
+    assert (outbound.status, outbound.error_code) == ("queued", "interrupted")
+
+    graph.clear_all_handlers()
+    answer_lookups(graph, read, by_page("903438993085259_53" if route == "comment" else "m_out-53",
+                                        "It left the depot today.", datetime.now(timezone.utc)))
+    graph.expect_request(post, method="POST").respond_with_json({"id": "never", "message_id": "never"})
+    OutboundMessage.objects.filter(pk=outbound.pk).update(next_attempt_at=None)
+    assert outbound_send(outbound_id=outbound.pk).status == "reconciled"
+    assert posts(graph, post) == 1  # the first, lost-answer POST only

@@ -309,3 +309,40 @@ def test_an_interrupted_reply_waits_while_the_lookup_fails(
     OutboundMessage.objects.filter(pk=outbound.pk).update(next_attempt_at=None)
     assert outbound_send(outbound_id=outbound.pk).status == "reconciled"
     assert fake_x.sent(post_path) == []
+
+
+def test_a_post_whose_answer_was_lost_is_looked_up_before_the_retry(
+    post_x_hook, twitter_account, fake_x: FakeX, agent
+) -> None:  # type: ignore[no-untyped-def]
+    """X answered 503 after posting: the retry finds the tweet instead of posting it twice."""
+    message, post_path = interrupted_reply(post_x_hook, agent, "public")
+    fake_x.create_tweet(status=503, body={"title": "Service Unavailable", "detail": "Service Unavailable", "status": 503})
+    outbound = OutboundMessage.objects.get(message=message)
+    assert outbound_send(outbound_id=outbound.pk).status == "retry"
+    outbound.refresh_from_db()
+    assert (outbound.status, outbound.error_code) == ("queued", "interrupted")
+
+    fake_x.server.clear_all_handlers()
+    fake_x.own_tweets([as_x_shows("1590000000000000001", message.text, in_reply_to=TWEET)])
+    fake_x.create_tweet()
+    OutboundMessage.objects.filter(pk=outbound.pk).update(next_attempt_at=None)
+    assert outbound_send(outbound_id=outbound.pk).status == "reconciled"
+    assert len(fake_x.sent(post_path)) == 1  # the first, lost-answer POST only
+    message.refresh_from_db()
+    assert (message.state, message.external_id) == ("sent", "1590000000000000001")
+
+
+def test_a_refused_post_is_retried_without_a_lookup(post_x_hook, twitter_account, fake_x: FakeX, agent) -> None:  # type: ignore[no-untyped-def]
+    """A 429 means X took nothing: the retry posts straight away."""
+    message, post_path = interrupted_reply(post_x_hook, agent, "public")
+    body, headers = too_many_requests(reset_in_s=1)
+    fake_x.create_tweet(status=429, body=body, headers=headers)
+    outbound = OutboundMessage.objects.get(message=message)
+    assert outbound_send(outbound_id=outbound.pk).status == "retry"
+    outbound.refresh_from_db()
+    assert outbound.error_code != "interrupted"
+    fake_x.server.clear_all_handlers()
+    fake_x.create_tweet()
+    OutboundMessage.objects.filter(pk=outbound.pk).update(next_attempt_at=None)
+    assert outbound_send(outbound_id=outbound.pk).status == "sent"
+    assert [r.method for r in fake_x.requests] == ["POST", "POST"]
