@@ -3,9 +3,10 @@
 
 N customer mails (a new customer each) are APPENDed by a few IMAP connections at a fixed rate
 (open loop; --rate 0 = as fast as they go). In this process a poller thread runs the real
-`account_poll` with IDLE, and worker threads run `inbound_events_apply` in a loop. We record the
+`account_poll` with IDLE, and worker processes run `inbound_events_apply` in a loop. We record the
 moment each APPEND was issued (by Message-ID) and read each ticket's creation time from the
 database: latency = ticket created − APPEND issued. Then every mail must be exactly one message.
+The CPU each part used (poller thread, workers, PostgreSQL, Dovecot) is reported per mail.
 
     python bench/email_ingest.py [--messages 2000] [--rate 250] [--workers 2] [--json]
 
@@ -17,11 +18,24 @@ its data is reset at the start of every run).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
+from urllib.parse import urlparse
 
-from _common import ROOT, bench_database_url, django_setup, ensure_database, percentile, report, reset_data, say
+from _common import (
+    ROOT,
+    bench_database_url,
+    django_setup,
+    ensure_database,
+    group_cpu_seconds,
+    percentile,
+    postgres_cpu_seconds,
+    report,
+    reset_data,
+    say,
+)
 
 sys.path.insert(0, str(ROOT / "tests" / "plugins" / "email"))
 from dovecot import PASSWORD, Dovecot, missing  # noqa: E402
@@ -42,10 +56,50 @@ def build_mail(n: int, run: str) -> tuple[str, bytes]:
     return msgid, body
 
 
+def process_cpu_seconds(pid: int, *, reaped: bool = False) -> float:
+    """utime + stime of a process (0 once it is gone); reaped adds its waited-for children's."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    used = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped else 0)
+    return used / os.sysconf("SC_CLK_TCK")
+
+
+def dovecot_cpu_seconds(server: Dovecot) -> float:
+    """The private Dovecot's CPU so far: its live processes (one group) and the children it reaped."""
+    master = int((server.base / "run" / "master.pid").read_text().strip())
+    return group_cpu_seconds(master) + process_cpu_seconds(master, reaped=True) - process_cpu_seconds(master)
+
+
+class CpuMeter:
+    """CPU seconds used per part of the pipeline between start() and stop(): on a shared machine
+    the rates follow the neighbours' load, CPU per mail does not."""
+
+    def __init__(self, server: Dovecot, database: str, worker_pids: list[int]) -> None:
+        self.server, self.database, self.worker_pids = server, database, worker_pids
+        self.poller = 0.0
+
+    def sample(self) -> dict[str, float]:
+        return {
+            "workers": sum(process_cpu_seconds(pid) for pid in self.worker_pids),
+            "postgres": sum(postgres_cpu_seconds(self.database).values()),
+            "dovecot": dovecot_cpu_seconds(self.server),
+        }
+
+    def start(self) -> None:
+        self.started, self.poller = self.sample(), 0.0
+
+    def stop(self) -> dict[str, float]:
+        end = self.sample()
+        used = {part: end[part] - self.started[part] for part in end}
+        used["poller"] = self.poller
+        return used
+
+
 def apply_worker(url: str, stop: object) -> None:
     """A worker process: apply pending inbound events until told to stop (what dramatiq workers do)."""
-    import os
-
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.pop("DRAMATIQ_BROKER_URL", None)
@@ -113,7 +167,9 @@ def main() -> None:
     def poll_loop() -> None:
         while not stop.is_set():
             close_old_connections()
+            began = time.thread_time()
             result = account_poll(account=account)
+            meter.poller += time.thread_time() - began
             if result.error:
                 errors.append(result.error)
                 stop.wait(0.5)
@@ -125,10 +181,12 @@ def main() -> None:
     workers = [ctx.Process(target=apply_worker, args=(url, worker_stop), daemon=True) for _ in range(args.workers)]
     for w in workers:
         w.start()
+    meter = CpuMeter(server, urlparse(url).path.lstrip("/"), [w.pid for w in workers if w.pid])
     threads = [threading.Thread(target=poll_loop, name="poller", daemon=True)]
     for t in threads:
         t.start()
     time.sleep(3.0)  # the poller is connected and idling, the workers are up
+    meter.start()
 
     run = time.strftime("%H%M%S")
     mails = [build_mail(n, run) for n in range(args.messages)]
@@ -154,6 +212,7 @@ def main() -> None:
         if done >= len(ids):
             break
         time.sleep(0.2)
+    cpu = meter.stop()  # before the workers exit and the poller logs out
     stop.set()
     worker_stop.set()
     for w in workers:
@@ -199,6 +258,8 @@ def main() -> None:
         "lost": lost,
         "duplicated": duplicated,
         "poll_errors": len(errors),
+        "cpu_ms_per_mail": {part: round(used / max(len(ids), 1) * 1000, 2) for part, used in cpu.items()},
+        "load_average": float(open("/proc/loadavg").read().split()[0]),
     }
     server.stop()
     report(
@@ -211,6 +272,8 @@ def main() -> None:
                                       f"p99 {figures['event_p99_s']} s (the email plugin's part)"),
             ("lost / duplicated", f"{lost} / {duplicated}"),
             ("poll errors", "; ".join(errors[:3]) or "none"),
+            ("CPU per mail", ", ".join(f"{part} {ms} ms" for part, ms in figures["cpu_ms_per_mail"].items())),
+            ("load average (1 min)", figures["load_average"]),
         ],
         figures,
         as_json=args.json,

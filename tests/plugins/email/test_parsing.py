@@ -136,6 +136,18 @@ def test_top_level_octet_stream_still_makes_a_message() -> None:
     assert item.text == "" and item.attachments[0].filename == "scan.pdf"
 
 
+def test_unencoded_8bit_headers_are_read_as_utf8_then_cp1252() -> None:
+    raw = ("From: Zoë <zoe@example.com>\r\nSubject: Café\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+           "--b\r\nContent-Type: text/plain; name=ciële.txt\r\nContent-Disposition: attachment; filename=ciële.txt"
+           "\r\n\r\nthere\r\n--b--\r\n").encode()
+    item = parse_one(raw)
+    assert (item.subject, item.author.display_name) == ("Café", "Zoë")
+    assert item.attachments[0].filename == "ciële.txt"
+    latin = parse_one(b"From: a@example.com\r\nSubject: Caf\xe9\r\n\r\nhi")
+    assert latin.subject == "Café"
+
+
 def test_visible_text_folds_quotes_and_signature() -> None:
     reply = quoting.split_reply("Yes please.\n\n-- \nAda\nACME\n\nOn Mon, 1 Jan 2025, Bob <b@x.com> wrote:\n> Shall we?")
     assert reply.visible == "Yes please."
