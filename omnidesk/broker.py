@@ -66,3 +66,47 @@ def _publish_forever() -> None:
     while True:
         actor, args, options = _outbox.get()
         _send(actor, args, options)
+
+
+class _Batch:
+    """The ids waiting for one list-taking actor, and whether a thread is sending them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.waiting: list[Any] = []
+        self.sending = False
+
+
+_batches: dict[str, _Batch] = {}
+_batches_lock = threading.Lock()
+
+
+def nudge_batched(actor: Any, ids: list[Any], *, size: int) -> None:
+    """Enqueue `actor(ids)` in messages of at most `size` ids, merging concurrent callers.
+
+    The first caller sends, in place; ids other threads add meanwhile are not sent one message
+    each but taken by that sender's next message (it sends until nothing waits). A lone caller
+    (a test, a quiet desk) sends its own ids before it returns, as `nudge` does; under a burst of
+    webhooks a message carries several events, so a worker claims them in one transaction instead
+    of one claim per event. Never raises; a refused send is left to the sweep like any nudge.
+    """
+    with _batches_lock:
+        batch = _batches.setdefault(actor.actor_name, _Batch())
+    with batch.lock:
+        batch.waiting += ids
+        if batch.sending:
+            return
+        batch.sending = True
+    try:
+        while True:
+            with batch.lock:
+                taken, batch.waiting = batch.waiting, []
+                if not taken:
+                    batch.sending = False
+                    return
+            for start in range(0, len(taken), size):
+                nudge(actor, taken[start : start + size])
+    except BaseException:
+        with batch.lock:
+            batch.sending = False
+        raise

@@ -6,8 +6,6 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Q
-
 from omnidesk.plugins.contract import Author, IdentityRef
 
 from .identities import InvalidIdentity, normalize
@@ -39,11 +37,17 @@ class IdentityLookups:
         #: customers this batch created: nothing of theirs can predate the batch
         self.customers_created: set[int] = set()
         if keys:
-            match = Q()
-            for kind, namespace, value in keys:
-                match |= Q(kind=kind, namespace=namespace, value=value)
-            for identity in Identity.objects.select_related("customer").filter(match):
-                self._rows[(identity.kind, identity.namespace, identity.value)] = identity
+            # One IN list per column (the unique index serves it; a batch has few kinds and
+            # namespaces), the exact keys picked here: an OR of one AND per key costs the ORM
+            # several times more CPU to build than the query costs PostgreSQL.
+            kinds, namespaces, values = ({key[i] for key in keys} for i in range(3))
+            found = Identity.objects.select_related("customer").filter(
+                kind__in=kinds, namespace__in=namespaces, value__in=values
+            )
+            for identity in found:
+                key = (identity.kind, identity.namespace, identity.value)
+                if key in self._rows:
+                    self._rows[key] = identity
 
     def covers(self, ref: IdentityRef) -> bool:
         return not self.disabled and identity_key(ref) in self._rows

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from omnidesk.broker import nudge
+from omnidesk.broker import nudge_batched
 from omnidesk.customers.identities import InvalidIdentity
 from omnidesk.plugins.contract import DeliveryUpdate, Ignored, InboundMessage, Invalid, MessageUpdate, RawEvent
 from omnidesk.plugins.contract import StatusSignal
@@ -43,39 +43,71 @@ def inbound_event_store(*, account: ChannelAccount, raw: RawEvent) -> tuple[Inbo
     the webhook pays one round trip, and a concurrent delivery of the same item waits for the
     first and then finds it.
     """
+    event = _event_insert(account, raw, guarded=False)
+    if event is None:
+        existing = InboundEvent.objects.filter(account=account, dedupe_key=raw.dedupe_key).first()
+        if existing is None:  # cannot happen after DO NOTHING, short of a delete in between
+            return inbound_event_store(account=account, raw=raw)
+        return existing, False
+    return event, True
+
+
+def inbound_event_store_if_current(*, account: ChannelAccount, raw: RawEvent) -> InboundEvent | None:
+    """Store new raw input for an account read earlier (the webhook's copy, verified with it), in
+    the same one statement, provided the account's row still says what the copy says: enabled,
+    same slug, kind, secrets and last change. None when nothing was stored (the copy is stale,
+    or the item is a redelivery): the caller then reads the account and goes the ordinary way.
+    """
+    return _event_insert(account, raw, guarded=True)
+
+
+#: what the webhook's copy of an account must still match for its verification to stand
+_CURRENT_ACCOUNT_FIELDS = ("slug", "kind", "secrets_encrypted", "updated_at")
+
+
+def _event_insert(account: ChannelAccount, raw: RawEvent, *, guarded: bool) -> InboundEvent | None:
     event = InboundEvent(
         account=account, dedupe_key=raw.dedupe_key, body=raw.body, headers=dict(raw.headers.items()),
         received_at=timezone.now(),
     )
     fields = [InboundEvent._meta.get_field(name) for name in _STORE_FIELDS]
+    params = [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
     quote = connection.ops.quote_name
+    values = f"VALUES ({', '.join(['%s'] * len(fields))})"
+    if guarded:
+        checked = [ChannelAccount._meta.get_field(name) for name in _CURRENT_ACCOUNT_FIELDS]
+        values = (
+            f"SELECT {', '.join(['%s'] * len(fields))} FROM {quote(ChannelAccount._meta.db_table)} "
+            f"WHERE {quote('id')} = %s AND {quote('enabled')} AND "
+            + " AND ".join(f"{quote(f.column)} = %s" for f in checked)
+        )
+        params += [account.pk, *(f.get_db_prep_value(getattr(account, f.attname), connection) for f in checked)]
     sql = (
-        f"INSERT INTO {quote(InboundEvent._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"INSERT INTO {quote(InboundEvent._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) {values} "
         f"ON CONFLICT ({quote('account_id')}, {quote('dedupe_key')}) DO NOTHING RETURNING {quote('id')}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields])
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
-        existing = InboundEvent.objects.filter(account=account, dedupe_key=raw.dedupe_key).first()
-        if existing is None:  # cannot happen after DO NOTHING, short of a delete in between
-            return inbound_event_store(account=account, raw=raw)
-        return existing, False
+        return None
     event.pk = row[0]
     event._state.adding = False
     event._state.db = connection.alias
-    return event, True
+    return event
 
 
 _STORE_FIELDS = ("account", "dedupe_key", "body", "headers", "received_at", "status", "error", "attempts", "summary")
 
 
 def inbound_event_enqueue(event_ids: list[int]) -> None:
-    """Nudge a worker. Never raises: the event is stored and the sweep finds it if the broker is down."""
+    """Nudge a worker. Never raises: the event is stored and the sweep finds it if the broker is down.
+
+    Concurrent webhooks share messages (`nudge_batched`): one claim per batch, not per event.
+    """
     from .tasks import apply_inbound_events
 
-    nudge(apply_inbound_events, event_ids)
+    nudge_batched(apply_inbound_events, event_ids, size=settings.OMNIDESK["APPLY_BATCH"])
 
 
 @dataclass

@@ -1,7 +1,6 @@
 """Dramatiq actors of the ingest pipeline. Thin: ids in, one service call."""
 
 import dramatiq
-from django.conf import settings
 
 from . import services
 
@@ -14,7 +13,4 @@ def apply_inbound_events(event_ids: list[int]) -> None:
 @dramatiq.actor(queue_name="maintenance", max_retries=0)
 def sweep_inbound(older_than_s: float | None = None) -> None:
     """Re-enqueue what the broker lost; the claim's row locks make a double nudge harmless."""
-    ids = services.inbound_pending_ids(older_than_s=older_than_s)
-    batch = settings.OMNIDESK["APPLY_BATCH"]
-    for start in range(0, len(ids), batch):
-        services.inbound_event_enqueue(ids[start : start + batch])
+    services.inbound_event_enqueue(services.inbound_pending_ids(older_than_s=older_than_s))  # sent in batches

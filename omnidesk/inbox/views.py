@@ -13,18 +13,49 @@ from omnidesk.plugins.models import ChannelAccount
 from omnidesk.plugins.registry import UnknownPlugin
 from omnidesk.plugins.services import account_plugin
 
-from .services import inbound_event_enqueue, inbound_event_store
+from .models import InboundEvent
+from .services import inbound_event_enqueue, inbound_event_store, inbound_event_store_if_current
 
 
 def _error(status: int, code: str, detail: str) -> JsonResponse:
     return JsonResponse({"error": code, "detail": detail}, status=status)
 
 
+#: per process, the account each slug last resolved to: a webhook is verified with this copy and
+#: stored by a statement that checks the copy is still current (inbound_event_store_if_current),
+#: so the common case costs one statement, and a disabled or changed account is seen at once.
+_accounts: dict[str, ChannelAccount] = {}
+
+
 @csrf_exempt
 def webhook(request: HttpRequest, slug: str) -> HttpResponse:
+    body: bytes | HttpResponse | None = None
+    known = _accounts.get(slug)
+    if known is not None:
+        body = _body(request)
+        raw = _verified(request, known, body) if isinstance(body, bytes) else body
+        if isinstance(raw, RawEvent):
+            event = inbound_event_store_if_current(account=known, raw=raw)
+            if event is not None:
+                return _accepted(event, created=True)
+    # No copy, or it stored nothing (stale, a redelivery, an error to answer): every answer but
+    # "accepted" comes from the account as the database has it now.
     account = ChannelAccount.objects.filter(slug=slug, enabled=True).first()
     if account is None:
+        _accounts.pop(slug, None)
         return _error(404, "unknown_account", f"no enabled channel account {slug!r}")
+    _accounts[slug] = account
+    if body is None:
+        body = _body(request)
+    raw = _verified(request, account, body) if isinstance(body, bytes) else body
+    if not isinstance(raw, RawEvent):
+        return raw
+    event, created = inbound_event_store(account=account, raw=raw)
+    return _accepted(event, created=created)
+
+
+def _body(request: HttpRequest) -> bytes | HttpResponse:
+    """The raw body, or the answer to a body over the size limit."""
     limit = settings.OMNIDESK["WEBHOOK_MAX_BYTES"]
     try:
         declared = int(request.headers.get("Content-Length") or 0)
@@ -35,11 +66,15 @@ def webhook(request: HttpRequest, slug: str) -> HttpResponse:
     body = request.read(limit + 1)
     if len(body) > limit:
         return _error(413, "payload_too_large", f"body is over the {limit}-byte limit")
+    return body
 
+
+def _verified(request: HttpRequest, account: ChannelAccount, body: bytes) -> RawEvent | HttpResponse:
+    """What to store once `account`'s plugin has verified the request, or the answer to give instead."""
     try:
         plugin = account_plugin(account)
     except (ConfigInvalid, UnknownPlugin, ValueError) as exc:
-        return _error(503, "account_misconfigured", f"channel account {slug!r} cannot receive: {exc}")
+        return _error(503, "account_misconfigured", f"channel account {account.slug!r} cannot receive: {exc}")
     if Feature.PUSH not in plugin.capabilities.features:
         return _error(404, "no_webhooks", f"the {plugin.label} channel does not receive webhooks")
     hook = WebhookRequest(
@@ -61,9 +96,11 @@ def webhook(request: HttpRequest, slug: str) -> HttpResponse:
         return HttpResponse(handshake.body, status=handshake.status, content_type=handshake.content_type)
     if request.method != "POST":
         return _error(405, "method_not_allowed", "webhooks are delivered with POST")
-
     kept = {k: v for k, v in hook.headers.items() if _keep_header(k.lower())}
-    event, created = inbound_event_store(account=account, raw=RawEvent(body=body, headers=kept))
+    return RawEvent(body=body, headers=kept)
+
+
+def _accepted(event: InboundEvent, *, created: bool) -> HttpResponse:
     if created:
         transaction.on_commit(lambda: inbound_event_enqueue([event.pk]))
     return JsonResponse({"status": "accepted", "event": event.pk, "duplicate": not created}, status=200)

@@ -132,6 +132,8 @@ def message_ingest(
     if ticket is not None and ticket.status == Ticket.Status.CLOSED:
         notes.append(f"ticket #{ticket.pk} is closed; a follow-up ticket is opened")
         ticket = None
+    if ticket is not None and ticket.origin_account_id == account.pk:
+        ticket.origin_account = account  # already in hand: whoever reads it (report facts) spares a query
     if ticket is None:
         ticket = Ticket.objects.create(
             subject=(item.subject or _subject_from_text(item.text))[:300],

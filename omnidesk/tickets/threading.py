@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
 from omnidesk.customers.identities import InvalidIdentity, normalize
 from omnidesk.customers.models import Customer, Identity
@@ -35,11 +34,13 @@ class ThreadLookups:
         self.touched: set[int] = set()
         self.disabled = False
         if keys:
-            match = Q()
-            for account_id, key in keys:
-                match |= Q(account_id=account_id, key=key)
-            for thread in TicketThread.objects.select_related("ticket").filter(match):
-                self._rows[(thread.account_id, thread.key)] = thread
+            # IN lists per column, the exact pairs picked here (cheaper to build than an OR per key).
+            found = TicketThread.objects.select_related("ticket").filter(
+                account_id__in={account_id for account_id, _ in keys}, key__in={key for _, key in keys}
+            )
+            for thread in found:
+                if (thread.account_id, thread.key) in self._rows:
+                    self._rows[(thread.account_id, thread.key)] = thread
 
     def covers(self, account_id: int, customer: Customer, key: str) -> bool:
         return not self.disabled and (

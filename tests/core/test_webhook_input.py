@@ -90,3 +90,33 @@ def test_credential_headers_are_not_stored(api_account, post_hook):
     headers = {k.lower(): v for k, v in InboundEvent.objects.get().headers.items()}
     assert "x-request-id" in headers and "x-omnidesk-signature" in headers
     assert "x-api-key" not in headers and "authorization" not in headers
+
+
+def test_an_account_disabled_after_a_webhook_answers_404_at_once(api_account, post_hook):
+    from omnidesk.plugins.models import ChannelAccount
+
+    assert post_hook("acme-api", api_body(id="m-1")).status_code == 200  # the view now holds a copy of the account
+    ChannelAccount.objects.filter(pk=api_account.pk).update(enabled=False)  # not even through save()
+    resp = post_hook("acme-api", api_body(id="m-2"))
+    assert resp.status_code == 404 and resp.json()["error"] == "unknown_account"
+    assert InboundEvent.objects.count() == 1
+
+
+def test_a_new_secret_applies_to_the_next_webhook(api_account, post_hook):
+    from omnidesk.plugins.services import channel_account_save
+
+    assert post_hook("acme-api", api_body(id="m-1")).status_code == 200
+    channel_account_save(
+        kind="api", slug="acme-api", name=api_account.name, config=api_account.config, secrets={"secret": "rotated"},
+        default_group_id=api_account.default_group_id, account=api_account,
+    )
+    assert post_hook("acme-api", api_body(id="m-2")).status_code == 401  # the old secret, refused at once
+    assert post_hook("acme-api", api_body(id="m-3"), secret="rotated").status_code == 200
+    assert InboundEvent.objects.count() == 2
+
+
+def test_a_redelivery_after_the_account_is_held_is_answered_as_a_duplicate(api_account, post_hook):
+    first = post_hook("acme-api", api_body()).json()
+    again = post_hook("acme-api", api_body()).json()
+    assert again == {**first, "duplicate": True}
+    assert InboundEvent.objects.count() == 1

@@ -1,0 +1,56 @@
+"""Concurrent webhooks share broker messages; no id is lost or sent twice, and a lone caller sends at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+
+from omnidesk.broker import nudge_batched
+
+
+class SlowBroker(StubBroker):
+    """A broker whose sends take a while, as a real one's round trip does: callers overlap."""
+
+    def enqueue(self, message, *, delay=None):  # type: ignore[no-untyped-def]
+        time.sleep(0.02)
+        return super().enqueue(message, delay=delay)
+
+
+def _probe(broker: StubBroker, name: str):  # type: ignore[no-untyped-def]
+    broker.declare_queue(name)
+
+    @dramatiq.actor(broker=broker, queue_name=name, actor_name=f"probe_{name}")
+    def probe(ids: list[int]) -> None:  # never consumed: only counted
+        pass
+
+    return probe
+
+
+def _messages(broker: StubBroker, name: str) -> list[dramatiq.Message]:
+    return [dramatiq.Message.decode(raw) for raw in broker.queues[name].queue]
+
+
+def test_a_lone_caller_sends_its_ids_before_it_returns():
+    broker = StubBroker()
+    probe = _probe(broker, "lone")
+    nudge_batched(probe, [1], size=10)
+    assert [m.args[0] for m in _messages(broker, "lone")] == [[1]]
+    nudge_batched(probe, list(range(2, 25)), size=10)  # more than one message's worth: split
+    assert [len(m.args[0]) for m in _messages(broker, "lone")] == [1, 10, 10, 3]
+
+
+def test_concurrent_callers_share_messages_and_every_id_is_sent_once():
+    broker = SlowBroker()
+    probe = _probe(broker, "burst")
+    threads = [threading.Thread(target=nudge_batched, args=(probe, [i]), kwargs={"size": 10}) for i in range(60)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sent = [m.args[0] for m in _messages(broker, "burst")]
+    assert sorted(i for ids in sent for i in ids) == list(range(60))
+    assert all(len(ids) <= 10 for ids in sent)
+    assert len(sent) < 60  # callers that arrived during a send rode along
