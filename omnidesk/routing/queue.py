@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import BooleanField, F, Model, Q, QuerySet
+from django.db.models import BooleanField, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -28,6 +28,7 @@ from omnidesk.tickets.models import Ticket, TicketEvent
 from omnidesk.tickets.selectors import ticket_list_for_user
 from omnidesk.workspace import live
 
+from . import rows
 from .assignment import LOAD_STATUSES, SKILL_PREFIX, agent_load
 from .models import Agent
 from .selectors import user_is_manager
@@ -168,9 +169,7 @@ _RELATED = (("customer", "cu"), ("origin_account", "oa"), ("group", "gr"), ("sla
 
 
 def _related_columns() -> str:
-    return ", ".join(
-        f'{alias}."{f.column}"' for name, alias in _RELATED for f in Ticket._meta.get_field(name).related_model._meta.concrete_fields
-    )
+    return ", ".join(rows.columns(Ticket._meta.get_field(name).related_model, alias) for name, alias in _RELATED)
 
 
 def _related_joins() -> str:
@@ -182,44 +181,11 @@ def _related_joins() -> str:
     return " ".join(joins)
 
 
-@functools.cache
-def _loader(model: type[Model]) -> tuple[list[str], list[tuple[int, Any]]]:
-    """Attribute names in column order, and the fields whose database values need converting."""
-    fields = model._meta.concrete_fields
-    return [f.attname for f in fields], [(i, f) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
-
-
-def _instance(model: type[Model], values: Sequence[Any]) -> Any:
-    """A model instance from its columns in concrete-field order (None when the LEFT JOIN found none)."""
-    if values[0] is None:
-        return None
-    names, converted = _loader(model)
-    values = list(values)
-    for i, field in converted:
-        values[i] = field.from_db_value(values[i], None, connection)
-    return model.from_db(connection.alias, names, values)
-
-
 def _ticket_from_row(row: Sequence[Any]) -> Ticket:
-    width = len(Ticket._meta.concrete_fields)
-    ticket = _instance(Ticket, row[:width])
-    for name, _ in _RELATED:
-        model = Ticket._meta.get_field(name).related_model
-        size = len(model._meta.concrete_fields)
-        setattr(ticket, name, _instance(model, row[width:width + size]))
-        width += size
+    ticket, *related = rows.instances(row, [Ticket, *(Ticket._meta.get_field(name).related_model for name, _ in _RELATED)])
+    for (name, _), instance in zip(_RELATED, related):
+        setattr(ticket, name, instance)
     return ticket
-
-
-def _server_bound_cursor() -> Any:
-    """A Django cursor binding parameters on the server, so psycopg prepares the claim once per
-    connection: with Django's client-side binding PostgreSQL plans it on every call (~1/3 of its cost)."""
-    import psycopg
-
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        raw = psycopg.Cursor(connection.connection)
-    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
 
 
 def _claim_in_one_statement(*, user: Any, agent: Agent | None) -> Ticket | None:
@@ -231,7 +197,7 @@ def _claim_in_one_statement(*, user: Any, agent: Agent | None) -> Ticket | None:
     params: list[Any] = [user.pk, *skills] if scoped else []
     params += [user.pk, now, *([user.pk, agent.capacity] if agent is not None else [])]
     params += [now, user.pk, json.dumps(user.pk), _claim_note(user)[:500]]
-    with _server_bound_cursor() as cursor:
+    with rows.prepared_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
