@@ -14,8 +14,9 @@ Redis as the channel layer; PostgreSQL. The generator, one asyncio process:
 
 Figures: sustained events/s (applied during the window), API p99 (every agent request), websocket
 delivery p99 (a claim's "claimed" update reaching every agent of the ticket's group, from the
-moment the claim was answered), peak RSS per process and in total,
-errors (HTTP answers other than 2xx and "nothing to claim", dropped websockets, failed events).
+moment the claim was answered), peak RSS per process and in total, CPU seconds per kind of process
+and per applied event (the comparable figure on a shared machine), errors (HTTP answers other than
+2xx and "nothing to claim", dropped websockets, failed events).
 
     python bench/load.py [--seconds 60] [--rate 20] [--agents 50] [--listeners 200] [--json]
 
@@ -371,10 +372,12 @@ def main() -> None:
         poller.start()
         load0 = os.getloadavg()[0]
         applied0 = applied_count()
+        cpu0 = cpu_seconds(procs)
         started = time.monotonic()
         listeners = asyncio.run(traffic(args, port, people, tally, email_queue))
         window_s = time.monotonic() - started
         applied = applied_count() - applied0
+        cpu = {name: spent - cpu0[name] for name, spent in cpu_seconds(procs).items()}
         stop_email.set()
         poller.join(30)
         load1 = os.getloadavg()[0]
@@ -400,6 +403,7 @@ def main() -> None:
         "ws_p99_ms": round(percentile(ws_ms, 99), 1),
         "rss_mb": round(memory.peak_total, 1),
         "errors": errors,
+        "cpu_ms_per_event": round(sum(cpu.values()) * 1000 / max(applied, 1), 1),
     }
     lines = [
         ("offered", f"{sum(tally.offered.values())} events in {args.seconds:g}s ({args.rate:g}/s: "
@@ -411,6 +415,8 @@ def main() -> None:
                         f"p99 {figures['api_p99_ms']} ms; {len(tally.claims)} claims, {tally.replies} replies"),
         ("websocket delivery", f"{len(ws_ms)} updates to {len(listeners)} clients, p50 {percentile(ws_ms, 50):.1f} ms, "
                                f"p99 {figures['ws_p99_ms']} ms (claim answered → every agent of the group told)"),
+        ("CPU during the window", f"{sum(cpu.values()):.1f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+                                  + f"; {figures['cpu_ms_per_event']} ms per applied event"),
         ("peak RSS", f"{figures['rss_mb']} MiB in total; " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(memory.peak.items()))),
         ("errors", f"{errors} {dict(tally.errors) or ''}"),
         ("setup", f"{args.web_workers} uvicorn (asgi), {args.worker_processes}×{args.worker_threads} workers, "
@@ -418,6 +424,12 @@ def main() -> None:
         ("load average (1 min)", f"{load0:.2f} at the start, {load1:.2f} at the end, on {os.cpu_count()} CPUs"),
     ]
     report("bench/load.py", lines, figures, as_json=args.json)
+
+
+def cpu_seconds(procs: list[Proc]) -> dict[str, float]:
+    """CPU seconds so far of each kind of server process, and of this generator: on a shared machine
+    the rates move with the neighbours' load, CPU per event much less."""
+    return {**{proc.name: proc.cpu_seconds() for proc in procs}, "generator": sum(os.times()[:2])}
 
 
 def applied_count() -> int:

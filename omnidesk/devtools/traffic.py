@@ -166,7 +166,10 @@ class Listener:
         async for raw in ws:
             now = time.time()
             message = json.loads(raw)
-            if message.get("event") == "ticket.changed":
+            if message.get("event") == "tickets.changed":  # the queue's frames
+                for change in message["changes"]:
+                    self.received.setdefault((int(change["ticket"]), str(change["change"])), now)
+            elif message.get("event") == "ticket.changed":  # a ticket page's
                 self.received.setdefault((int(message["ticket"]), str(message["change"])), now)
             elif message.get("event") == "presence":
                 self.presence += 1

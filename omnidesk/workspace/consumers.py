@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -10,7 +13,35 @@ from omnidesk.routing.selectors import user_can_work, user_group_ids, user_is_ma
 from . import live
 
 
-class QueueConsumer(AsyncJsonWebsocketConsumer):
+class LiveConsumer(AsyncJsonWebsocketConsumer):
+    """A websocket fed by the channel layer, whose layer handlers never touch the database.
+
+    Channels runs close_old_connections() in the process's one sync thread before every handler
+    (channels.consumer.AsyncConsumer.dispatch): a thread hop per update per socket, queued behind
+    the Django views that share that thread. With 100 sockets per team that hop was most of the
+    web processes' CPU for live updates (docs/benchmarks.md, bench/load.py). Layer messages skip
+    it; the socket's own events (connect, receive, disconnect) keep it, and every query here goes
+    through database_sync_to_async, which closes old connections itself.
+    """
+
+    async def dispatch(self, message: dict) -> None:
+        if message["type"].startswith("websocket."):
+            await super().dispatch(message)
+            return
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+
+class QueueConsumer(LiveConsumer):
+    """ws/queue/: which of the agent's tickets changed, in at most one frame per live.QUEUE_FRAME_EVERY_S.
+
+    A change is sent at once when the socket has been quiet that long; changes arriving sooner wait
+    for the next frame, each (ticket, change) once. A busy desk changes tickets faster than any page
+    needs telling, and a frame per change per socket was a large part of the web processes' work.
+    """
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         groups = await self._groups(user)
@@ -18,6 +49,9 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4401)
             return
         self.subscribed = groups
+        self.pending: dict[tuple[int, str], None] = {}  # an ordered set
+        self.last_frame = 0.0
+        self.held: asyncio.Task | None = None
         for name in groups:
             await self.channel_layer.group_add(name, self.channel_name)
         await self.accept()
@@ -31,17 +65,36 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         return [live.group_for_team(g) for g in sorted(user_group_ids(user))]
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "held", None) is not None:
+            self.held.cancel()
         for name in getattr(self, "subscribed", []):
             await self.channel_layer.group_discard(name, self.channel_name)
 
-    async def ticket_changed(self, event: dict) -> None:
-        await self.send_json({"event": "ticket.changed", "ticket": event["ticket"], "change": event["change"]})
+    async def tickets_changed(self, event: dict) -> None:
+        for item in event["changes"]:
+            self.pending[(item["ticket"], item["change"])] = None
+        if self.held is not None:
+            return  # a frame is already due
+        wait = self.last_frame + live.QUEUE_FRAME_EVERY_S - asyncio.get_running_loop().time()
+        if wait <= 0:
+            await self._send_pending()
+        else:
+            self.held = asyncio.ensure_future(self._send_pending(after=wait))
+
+    async def _send_pending(self, after: float = 0.0) -> None:
+        if after:
+            await asyncio.sleep(after)
+        self.held = None
+        changes, self.pending = self.pending, {}
+        self.last_frame = asyncio.get_running_loop().time()
+        await self.send_json({"event": "tickets.changed",
+                              "changes": [{"ticket": ticket, "change": change} for ticket, change in changes]})
 
     async def incident_changed(self, event: dict) -> None:
         await self.send_json({"event": "incident.changed", "incident": event["incident"]})
 
 
-class TicketConsumer(AsyncJsonWebsocketConsumer):
+class TicketConsumer(LiveConsumer):
     """ws/tickets/<id>/: who else is viewing or typing on this ticket, and changes to it.
 
     Only for a ticket the agent may see (the same selector as the pages); anything else is closed

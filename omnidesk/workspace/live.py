@@ -32,29 +32,44 @@ def ticket_presence_payload(*, ticket_id: int, user_id: int, name: str, state: s
 
 
 def ticket_payload(ticket_id: int, change: str) -> dict:
+    """To group_for_ticket(ticket_id): the agents on that ticket's page."""
     return {"type": "ticket.changed", "ticket": ticket_id, "change": change}
+
+
+def tickets_payload(changes: dict[int, str]) -> dict:
+    """To a team or the managers: every change of one batch in one message, not one per ticket.
+
+    A list of pairs, not a mapping: the layer's msgpack only takes string keys."""
+    return {"type": "tickets.changed", "changes": [{"ticket": t, "change": c} for t, c in changes.items()]}
+
+
+#: a queue socket sends at most one frame per this many seconds, carrying every change since the last
+#: (200 agents' sockets each sent one frame per ticket change: bench/load.py, docs/benchmarks.md)
+QUEUE_FRAME_EVERY_S = 0.2
 
 
 def tickets_changed(changes: dict[int, str], *, teams: dict[int, int | None] | None = None) -> None:
     """Tell every agent who may see these tickets. Never raises: live updates are best effort.
 
-    `teams` (ticket → group id) saves looking them up. Sent on the caller's own loop hop: a
+    One message per group for the whole batch (managers, each team), plus one per ticket for its
+    page. `teams` (ticket → group id) saves looking them up. Sent on the caller's own loop hop: a
     background sender on a second long-lived loop was tried for claims and hung later loops on
     channels_redis' per-process layer (tests/workspace/test_sockets.py after a claim)."""
     from omnidesk.tickets.models import Ticket
 
     try:
         layer = get_channel_layer()
-        if layer is None:
+        if layer is None or not changes:
             return
         if teams is None or not changes.keys() <= teams.keys():
             teams = dict(Ticket.objects.filter(pk__in=list(changes)).values_list("pk", "group_id"))
-        sends = []
+        by_team: dict[int, dict[int, str]] = {}
         for ticket_id, change in changes.items():
-            payload = ticket_payload(ticket_id, change)
-            sends += [(MANAGERS, payload), (group_for_ticket(ticket_id), payload)]
             if teams.get(ticket_id):
-                sends.append((group_for_team(teams[ticket_id]), payload))
+                by_team.setdefault(teams[ticket_id], {})[ticket_id] = change
+        sends = [(MANAGERS, tickets_payload(changes))]
+        sends += [(group_for_team(team), tickets_payload(team_changes)) for team, team_changes in by_team.items()]
+        sends += [(group_for_ticket(ticket_id), ticket_payload(ticket_id, change)) for ticket_id, change in changes.items()]
 
         async def send_all() -> None:
             for group, payload in sends:

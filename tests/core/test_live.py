@@ -61,7 +61,7 @@ async def _agents_hear_only_their_groups_tickets(post_hook):
 
     for name in ("alice", "boss"):
         event = await clients[name].receive_json_from(timeout=5)
-        assert event["event"] == "ticket.changed" and event["change"] == "created"
+        assert event["event"] == "tickets.changed" and event["changes"][0]["change"] == "created"
     assert await clients["bob"].receive_nothing(timeout=0.5)
     for c in clients.values():
         await c.disconnect()

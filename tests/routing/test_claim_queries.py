@@ -66,6 +66,21 @@ def test_next_ticket_over_http_with_a_token_costs_two_queries(api_account, agent
     assert APIClient(HTTP_AUTHORIZATION="Token nope").post("/api/v1/queue/next/").status_code == 401
 
 
+def test_the_token_read_with_its_profile_keeps_every_refusal(api_account, agent, manager, outsider):
+    _tickets(api_account, 2)
+
+    def post(user):
+        key = Token.objects.get_or_create(user=user)[0].key
+        return APIClient(HTTP_AUTHORIZATION=f"Token {key}").post("/api/v1/queue/next/")
+
+    assert post(outsider).status_code == 403  # signed in, but no agent profile
+    assert post(manager).json()["assignee"]["id"] == manager.pk  # a manager claims from every group
+    type(agent).objects.filter(pk=agent.pk).update(is_active=False)
+    refused = post(agent)
+    assert refused.status_code == 401 and refused.json()["detail"] == "User inactive or deleted."
+    assert Ticket.objects.filter(assignee=agent).count() == 0
+
+
 def test_capacity_is_checked_inside_the_claim(api_account, agent):
     _tickets(api_account, 2)
     Agent.objects.filter(user=agent).update(capacity=1)
@@ -95,7 +110,7 @@ def test_a_claim_is_broadcast_to_managers_and_the_team(api_account, agent, djang
 
     try:
         for channel in (managers, team):
-            assert async_to_sync(receive)(channel) == live.ticket_payload(ticket.pk, "claimed")
+            assert async_to_sync(receive)(channel) == live.tickets_payload({ticket.pk: "claimed"})
     finally:
         async_to_sync(layer.group_discard)(live.MANAGERS, managers)
         async_to_sync(layer.group_discard)(live.group_for_team(ticket.group_id), team)

@@ -88,7 +88,7 @@ def test_websockets_carry_nothing_of_another_group(agent, own, victim) -> None: 
         await database_sync(live.tickets_changed)({victim.ticket.pk: "updated"})
         assert await queue.receive_nothing(timeout=0.3)
         await database_sync(live.tickets_changed)({own.pk: "updated"})
-        assert (await queue.receive_json_from(timeout=2))["ticket"] == own.pk
+        assert (await queue.receive_json_from(timeout=2))["changes"] == [{"ticket": own.pk, "change": "updated"}]
         await queue.disconnect()
 
     async_to_sync(scenario)()

@@ -1,4 +1,5 @@
-"""The ticket websocket: only for a ticket the agent may see; viewing/typing presence between agents."""
+"""The ticket websocket: only for a ticket the agent may see; viewing/typing presence between agents.
+The queue websocket: its changes batched into at most one frame per interval, none lost."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.contrib.auth import get_user_model
 
 from config.asgi import application
 from omnidesk.routing.models import Agent, Group
+from omnidesk.workspace import live
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,8 +21,10 @@ def _agent(name, *groups):  # type: ignore[no-untyped-def]
     return user
 
 
-async def _open(user, ticket_id):  # type: ignore[no-untyped-def]
-    c = WebsocketCommunicator(application, f"/ws/tickets/{ticket_id}/", headers=[(b"origin", b"http://127.0.0.1")])
+async def _open(user, ticket_id=None):  # type: ignore[no-untyped-def]
+    """The page of `ticket_id`'s socket, or the queue's without one."""
+    path = f"/ws/tickets/{ticket_id}/" if ticket_id else "/ws/queue/"
+    c = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://127.0.0.1")])
     c.scope["user"] = user
     connected, code = await c.connect()
     return c, connected, code
@@ -55,3 +59,33 @@ async def _scenario(ticket_id, alice, bob, eve):  # type: ignore[no-untyped-def]
     assert (await a.receive_json_from(timeout=2))["state"] == "left"
     await a.disconnect()
     await sync_to_async(lambda: None)()
+
+
+def test_queue_socket_batches_changes_and_keeps_every_one(monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(live, "QUEUE_FRAME_EVERY_S", 1.0)  # wide enough for a loaded test machine
+    tier1, tier2 = Group.objects.create(name="Tier 1"), Group.objects.create(name="Tier 2")
+    alice, eve = _agent("alice", tier1), _agent("eve", tier2)
+    async_to_sync(_batching)(alice, eve, tier1.pk, tier2.pk)
+
+
+async def _batching(alice, eve, tier1, tier2):  # type: ignore[no-untyped-def]
+    from channels.db import database_sync_to_async
+
+    (a, ok_a, _), (e, ok_e, _) = await _open(alice), await _open(eve)
+    assert ok_a and ok_e
+    send = database_sync_to_async(live.tickets_changed)
+
+    def frame(*changes):  # type: ignore[no-untyped-def]
+        return {"event": "tickets.changed", "changes": [{"ticket": t, "change": c} for t, c in changes]}
+
+    await send({1: "created"}, teams={1: tier1})
+    assert await a.receive_json_from(timeout=2) == frame((1, "created"))  # a quiet socket is told at once
+    await send({2: "created"}, teams={2: tier1})
+    await send({1: "claimed", 3: "created"}, teams={1: tier1, 3: tier2})
+    await send({2: "created"}, teams={2: tier1})
+    assert await a.receive_nothing(timeout=0.2)  # held until a second after the last frame
+    assert await a.receive_json_from(timeout=3) == frame((2, "created"), (1, "claimed"))
+    assert await e.receive_json_from(timeout=2) == frame((3, "created"))  # only its own group's
+    assert await a.receive_nothing(timeout=0.3) and await e.receive_nothing(timeout=0.3)
+    await a.disconnect()
+    await e.disconnect()

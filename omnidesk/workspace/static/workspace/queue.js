@@ -1,4 +1,4 @@
-/* The live queue: the websocket says which ticket changed; the row comes from the server, scoped like the page. */
+/* The live queue: the websocket says which tickets changed; the row comes from the server, scoped like the page. */
 (function () {
   "use strict";
   var desk = window.desk, rows = document.getElementById("queue-rows"), state = document.getElementById("live-state");
@@ -33,8 +33,12 @@
       });
     });
   }
+  /* one frame carries every change since the last (at most one frame per 200 ms): one fetch per ticket, its latest change */
   desk.socket("/ws/queue/", function (msg) {
-    if (msg.event === "ticket.changed") refresh(msg.ticket, msg.change);
+    if (msg.event !== "tickets.changed") return;
+    var latest = {};
+    msg.changes.forEach(function (c) { latest[c.ticket] = c.change; });
+    Object.keys(latest).forEach(function (ticketId) { refresh(ticketId, latest[ticketId]); });
   }, function (up) { state.textContent = up ? "live" : "reconnecting…"; state.className = up ? "live" : "muted"; });
 
   document.getElementById("next-ticket").addEventListener("click", function () {
