@@ -10,11 +10,12 @@ from tests.conftest import need
 from tests.plugins.email.dovecot import Dovecot, missing
 
 from .peers import FakePlatforms, SmtpSink
+from .traffic import FB_PAGE, X_OWN_ID
 
 
 @pytest.fixture
 def platforms() -> Iterator[FakePlatforms]:
-    fake = FakePlatforms()
+    fake = FakePlatforms(x_user_id=X_OWN_ID, page_id=FB_PAGE)
     try:
         yield fake
     finally:

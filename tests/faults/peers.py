@@ -3,13 +3,17 @@ callback, the X API, the Graph API) and an SMTP sink, both counting what reached
 
 Each fake answers like its real platform (shapes from the plugins' recorded fixtures), can be
 told to fail for a while (5xx or 429 with the platform's own rate-limit headers) and can hold
-one request after recording it, so a test can kill the sender while the platform already has
+requests after recording them, so a test can kill the sender while the platform already has
 the reply. The API channel's receiver deduplicates on Idempotency-Key, as channels/api/doc.md
-asks of it; the others do not, so a second delivery there is counted as a duplicate.
+asks of it; the others do not, so a second delivery there is counted as a duplicate. X and
+Graph also answer the reads of a delivery lookup (delivery_find) from what they were sent,
+shaped as the plugin tests' fake servers answer them (tests/plugins/twitter/fakex.py,
+tests/plugins/facebook/conftest.py), so an interrupted reply is found there, not posted again.
 """
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 import logging
@@ -18,6 +22,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -33,7 +38,7 @@ MARKER = re.compile(r"\[r(\d+)\]")
 
 @dataclass
 class Fault:
-    """Answer `status` to every send until `until` (monotonic); 0 = healthy."""
+    """Answer `status` to every request (a send or a lookup) until `until` (monotonic); 0 = healthy."""
 
     status: int = 0
     until: float = 0.0
@@ -67,14 +72,32 @@ class Deliveries:
             return {key: n for key, n in self.delivered.items() if n > 1}
 
 
-class FakePlatforms:
-    """One HTTP server for the API callback (/callback), X (/2/…) and Graph (/v23.0/…)."""
+@dataclass(frozen=True)
+class Posted:
+    """A tweet, DM, comment or Messenger message a platform accepted, as its lookups show it."""
 
-    def __init__(self) -> None:
+    id: str
+    text: str
+    #: the tweet or comment answered, or the person messaged
+    to: str
+    created_at: datetime
+
+
+class FakePlatforms:
+    """One HTTP server for the API callback (/callback), X (/2/…) and Graph (/v23.0/…), hosting
+    the X account `x_user_id` and the Facebook Page `page_id`."""
+
+    def __init__(self, *, x_user_id: str, page_id: str) -> None:
+        self.x_user_id, self.page_id = x_user_id, page_id
         self.deliveries = Deliveries()
         self.fault = Fault()
-        self.hold_marker: int | None = None
-        self.held = threading.Event()  # set when the held request has been recorded
+        #: what X and Graph accepted, by kind ("tweet", "dm", "comment", "messenger"), oldest first
+        self.posted: dict[str, list[Posted]] = {kind: [] for kind in ("tweet", "dm", "comment", "messenger")}
+        #: delivery-lookup reads answered, by channel
+        self.lookups: Counter[str] = Counter()
+        self.holding: set[int] = set()
+        self.hold_lock = threading.Lock()
+        self.held = threading.Event()  # set when every held request has been recorded
         self.release = threading.Event()
         self.api_keys: set[str] = set()
         self.ids = itertools.count(1_700_000_000_000_000_000)
@@ -91,9 +114,10 @@ class FakePlatforms:
     def fail(self, status: int, seconds: float) -> None:
         self.fault = Fault(status=status, until=time.monotonic() + seconds)
 
-    def hold(self, marker: int) -> None:
-        """Record the next delivery of reply `marker`, then keep its answer until released."""
-        self.hold_marker = marker
+    def hold(self, *markers: int) -> None:
+        """Record the next delivery of each reply in `markers`, then keep its answer until released."""
+        with self.hold_lock:
+            self.holding = set(markers)
         self.held.clear()
         self.release.clear()
 
@@ -103,13 +127,18 @@ class FakePlatforms:
         self.server.server_close()
 
     # --- answers ---------------------------------------------------------------------------
-    def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], Any]:
+    def answer(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
+               body: bytes) -> tuple[int, dict[str, str], Any]:
         self.requests += 1
-        if method != "POST":
-            return 404, {}, {"error": f"no route {method} {path}"}
         if self.fault.active():
             self.fault.refused["api" if path == "/callback" else "twitter" if path.startswith("/2/") else "facebook"] += 1
             return self._refusal(path)
+        if method == "GET" and path.startswith("/2/"):
+            return self._x_lookup(path, query)
+        if method == "GET" and path.startswith("/v"):
+            return self._graph_lookup(path, query)
+        if method != "POST":
+            return 404, {}, {"error": f"no route {method} {path}"}
         if path == "/callback":
             payload = json.loads(body)
             text, key = payload.get("text", ""), headers.get("idempotency-key", "")
@@ -118,29 +147,102 @@ class FakePlatforms:
             self._record("api", text, duplicate_key=repeat)
             return 200, {}, {"id": f"cb-{key}"}
         if path.startswith("/2/"):
-            text = json.loads(body).get("text", "")
-            self._record("twitter", text)
-            if path == "/2/tweets":
-                return 201, {}, {"data": {"id": str(next(self.ids)), "text": text}}
-            return 201, {}, {"data": {"dm_conversation_id": "1-2", "dm_event_id": str(next(self.ids))}}
+            return self._x_post(path, json.loads(body))
         if path.startswith("/v"):
-            form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-            text = form.get("message", "")  # a comment's text, or a Messenger message as JSON
-            if text.startswith("{"):
-                text = json.loads(text).get("text", "")
-            self._record("facebook", text)
-            if path.endswith("/comments"):
-                return 200, {}, {"id": f"c_{next(self.ids)}"}
-            recipient = json.loads(form.get("recipient", "{}"))
-            return 200, {}, {"recipient_id": recipient.get("id", ""), "message_id": f"m_{next(self.ids)}"}
+            return self._graph_post(path, {k: v[0] for k, v in parse_qs(body.decode()).items()})
         return 404, {}, {"error": f"no route {path}"}
 
+    def _x_post(self, path: str, payload: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+        """POST /2/tweets (a reply names the tweet it answers) or /2/dm_conversations/with/:id/messages."""
+        text, item_id = payload.get("text", ""), str(next(self.ids))
+        if path == "/2/tweets":
+            answered = str((payload.get("reply") or {}).get("in_reply_to_tweet_id") or "")
+            self.posted["tweet"].append(Posted(item_id, text, answered, _now()))
+            self._record("twitter", text)
+            return 201, {}, {"data": {"id": item_id, "text": text}}
+        person = path.split("/")[4]
+        self.posted["dm"].append(Posted(item_id, text, person, _now()))
+        self._record("twitter", text)
+        return 201, {}, {"data": {"dm_conversation_id": self._dm_conversation(person), "dm_event_id": item_id}}
+
+    def _graph_post(self, path: str, form: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+        """POST /{object-id}/comments, or /me/messages (a Messenger message, `message` as JSON)."""
+        node = _graph_path(path)
+        if node.endswith("/comments"):
+            item = Posted(f"c_{next(self.ids)}", form.get("message", ""), node.removesuffix("/comments"), _now())
+            self.posted["comment"].append(item)
+            self._record("facebook", item.text)
+            return 200, {}, {"id": item.id}
+        recipient = json.loads(form.get("recipient", "{}")).get("id", "")
+        item = Posted(f"m_{next(self.ids)}", json.loads(form.get("message", "{}")).get("text", ""), recipient, _now())
+        self.posted["messenger"].append(item)
+        self._record("facebook", item.text)
+        return 200, {}, {"recipient_id": recipient, "message_id": item.id}
+
+    def _x_lookup(self, path: str, query: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+        """GET /2/users/:id/tweets (the account's own tweets since start_time) or
+        /2/dm_conversations/with/:id/dm_events; one page, newest first (the tests post far fewer
+        than X's 100 a page)."""
+        self.lookups["twitter"] += 1
+        if path == f"/2/users/{self.x_user_id}/tweets":
+            start = datetime.fromisoformat(query["start_time"])
+            # X shows a posted text back with &, < and > HTML-escaped
+            items = [{"edit_history_tweet_ids": [p.id], "id": p.id, "text": html.escape(p.text, quote=False),
+                      "created_at": _x_time(p.created_at), "referenced_tweets": [{"type": "replied_to", "id": p.to}]}
+                     for p in self._newest("tweet") if p.created_at >= start]
+        elif path.startswith("/2/dm_conversations/with/") and path.endswith("/dm_events"):
+            person = path.split("/")[4]
+            items = [{"id": p.id, "text": p.text, "event_type": "MessageCreate", "sender_id": self.x_user_id,
+                      "dm_conversation_id": self._dm_conversation(person), "created_at": _x_time(p.created_at)}
+                     for p in self._newest("dm", to=person)]
+        else:
+            return 404, {}, {"title": "Not Found Error", "type": "about:blank", "status": 404, "detail": path}
+        meta: dict[str, Any] = {"result_count": len(items)}
+        if items:
+            meta.update(newest_id=items[0]["id"], oldest_id=items[-1]["id"])
+        return 200, {}, {"data": items, "meta": meta} if items else {"meta": meta}
+
+    def _graph_lookup(self, path: str, query: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+        """GET /{object-id}/comments, /{page-id}/conversations?user_id= and /{conversation-id}/messages.
+
+        One page, newest first, no `paging.next`; the Page's items carry `from` = the Page.
+        """
+        self.lookups["facebook"] += 1
+        node = _graph_path(path)
+        if node == f"{self.page_id}/conversations":
+            person = query.get("user_id", "")
+            return 200, {}, {"data": [{"id": f"t_{person}"}] if self._newest("messenger", to=person) else []}
+        if node.endswith("/comments"):
+            found = self._newest("comment", to=node.removesuffix("/comments"))
+        elif node.startswith("t_") and node.endswith("/messages"):
+            found = self._newest("messenger", to=node.removeprefix("t_").removesuffix("/messages"))
+        else:
+            return 400, {}, {"error": {"message": f"Unknown path components: /{node}", "type": "OAuthException",
+                                       "code": 2500, "fbtrace_id": "F3"}}
+        page = {"name": "Acme", "id": self.page_id}
+        return 200, {}, {"data": [{"id": p.id, "message": p.text, "from": page,
+                                   "created_time": p.created_at.strftime("%Y-%m-%dT%H:%M:%S+0000")} for p in found]}
+
+    def _newest(self, kind: str, *, to: str | None = None) -> list[Posted]:
+        return [p for p in reversed(self.posted[kind]) if to is None or p.to == to]
+
+    def _dm_conversation(self, person: str) -> str:
+        """X's id of a one-to-one DM conversation: both user ids, the smaller first."""
+        return "-".join(sorted((person, self.x_user_id), key=int))
+
     def _record(self, channel: str, text: str, *, duplicate_key: bool = False) -> None:
+        """Count a delivery (already kept for the lookups), then hold its answer if a test asked."""
         self.deliveries.add(channel, text, duplicate_key=duplicate_key)
-        if self.hold_marker is not None and f"[r{self.hold_marker}]" in text and not duplicate_key:
-            self.hold_marker = None
-            self.held.set()
-            self.release.wait(60)  # the sender is killed meanwhile; its socket goes with it
+        if duplicate_key:
+            return
+        with self.hold_lock:
+            marker = next((m for m in self.holding if f"[r{m}]" in text), None)
+            if marker is None:
+                return
+            self.holding.discard(marker)
+            if not self.holding:
+                self.held.set()
+        self.release.wait(60)  # the sender is killed meanwhile; its socket goes with it
 
     def _refusal(self, path: str) -> tuple[int, dict[str, str], Any]:
         status = self.fault.status
@@ -156,6 +258,19 @@ class FakePlatforms:
             return status, {}, {"error": {"message": "An unexpected error has occurred.", "type": "OAuthException",
                                           "code": 2, "is_transient": True, "fbtrace_id": "F2"}}
         return status, {"Retry-After": "1"}, {"error": "busy"}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _x_time(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _graph_path(path: str) -> str:
+    """/v23.0/{node}/{edge} → "{node}/{edge}"."""
+    return path.split("/", 2)[2]
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -176,9 +291,10 @@ def _handler(platforms: FakePlatforms) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
             headers = {k.lower(): v for k, v in self.headers.items()}
-            status, extra, payload = platforms.answer(self.command, path, headers, body)
+            params = {k: v[0] for k, v in parse_qs(query).items()}
+            status, extra, payload = platforms.answer(self.command, path, params, headers, body)
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -48,9 +48,10 @@ class Stack:
         self.web_port = free_port()
         return self._keep("web", start_asgi(port=self.web_port, database_url=self.database_url, **self.env()))
 
-    def worker(self, name: str = "worker") -> Proc:
+    def worker(self, name: str = "worker", *, threads: int = 2) -> Proc:
         extra = {k: v for k, v in self.env().items() if k != "DRAMATIQ_BROKER_URL"}
-        return self._keep(name, start_worker(database_url=self.database_url, broker_url=self.broker_url, **extra))
+        return self._keep(name, start_worker(database_url=self.database_url, broker_url=self.broker_url,
+                                             threads=threads, **extra))
 
     def scheduler(self) -> Proc:
         return self._keep("scheduler", self._manage("scheduler", "run_scheduler"))
@@ -69,10 +70,11 @@ class Stack:
         self.procs[name] = proc
         return proc
 
-    def start(self, *, pollers: bool = False) -> None:
-        """Web, a worker, the scheduler (and the pollers), started together; returns once web listens."""
+    def start(self, *, pollers: bool = False, threads: int = 2) -> None:
+        """Web, a worker (of `threads` threads), the scheduler (and the pollers), started together;
+        returns once web listens."""
         self.web()
-        self.worker()
+        self.worker(threads=threads)
         self.scheduler()
         if pollers:
             self.pollers()
