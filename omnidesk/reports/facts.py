@@ -8,7 +8,10 @@ messages (definitions: docs/reports.md):
 - ``next_response_samples``: for each customer message (inbound, not automated) sent after the first
   response, the seconds to the next agent message (outbound, kind message, not automated) sent at or
   after it;
-- ``ingest_lag_samples``: {channel kind: [received_at - sent_at of each inbound message, seconds]}.
+- ``ingest_lag_samples``: received_at - sent_at of each inbound message on the ticket's own channel,
+  seconds, and ``ingest_lag_elsewhere`` the same for messages that came in on another channel's
+  account ({channel kind: [seconds]}, rare). The sample lists are float8[] columns on PostgreSQL
+  (omnidesk/reports/fields.py), which the report unnests cheaply.
 
 Ingest updates them as each customer message is stored (`report_facts_inbound`, usually without a
 query); they are recomputed from all of the ticket's messages (a handful of rows, one indexed
@@ -29,7 +32,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-FACT_FIELDS = ("first_message_public", "next_response_samples", "ingest_lag_samples")
+FACT_FIELDS = ("first_message_public", "next_response_samples", "ingest_lag_samples", "ingest_lag_elsewhere")
 #: message columns the facts read, in this order
 MESSAGE_COLUMNS = ("direction", "kind", "automated", "visibility", "sent_at", "received_at", "account__kind")
 MessageRow = tuple[str, str, bool, str, datetime, datetime, "str | None"]
@@ -50,18 +53,26 @@ def facts_from_messages(
     )
     public_first = False
     next_samples: list[float] = []
-    lags: dict[str, list[float]] = {}
+    lags: list[float] = []
+    elsewhere: dict[str, list[float]] = {}
     for direction, _, automated, visibility, sent, received, account_kind in rows:
         if direction != "in":
             continue
-        lags.setdefault(account_kind or channel, []).append(_seconds(received, sent))
+        lag = _seconds(received, sent)
+        if account_kind in (None, channel):
+            lags.append(lag)
+        else:
+            elsewhere.setdefault(account_kind, []).append(lag)
         public_first = public_first or (visibility == "public" and sent == first_message_at)
         if automated or first_response_at is None or sent <= first_response_at:
             continue
         i = bisect.bisect_left(outs, sent)
         if i < len(outs):
             next_samples.append(_seconds(outs[i], sent))
-    return {"first_message_public": public_first, "next_response_samples": next_samples, "ingest_lag_samples": lags}
+    return {
+        "first_message_public": public_first, "next_response_samples": next_samples,
+        "ingest_lag_samples": lags, "ingest_lag_elsewhere": elsewhere,
+    }
 
 
 def report_facts_refresh(*, ticket: Any) -> list[str]:
@@ -93,13 +104,19 @@ def report_facts_inbound(*, ticket: Any, message: Any) -> list[str]:
         return []
     if ticket.first_response_at is not None and not message.automated and message.sent_at > ticket.first_response_at:
         return report_facts_refresh(ticket=ticket)
-    kind = message.account.kind if message.account_id else ticket.origin_account.kind
-    lags = dict(ticket.ingest_lag_samples)
-    lags[kind] = [*lags.get(kind, []), _seconds(message.received_at, message.sent_at)]
-    ticket.ingest_lag_samples = lags
+    lag = _seconds(message.received_at, message.sent_at)
+    # the ticket's own account needs no query; another one (rare) may still be of the same channel
+    if message.account_id in (None, ticket.origin_account_id) or message.account.kind == ticket.origin_account.kind:
+        ticket.ingest_lag_samples = [*ticket.ingest_lag_samples, lag]
+        changed = ["ingest_lag_samples"]
+    else:
+        elsewhere, kind = dict(ticket.ingest_lag_elsewhere), message.account.kind
+        elsewhere[kind] = [*elsewhere.get(kind, []), lag]
+        ticket.ingest_lag_elsewhere = elsewhere
+        changed = ["ingest_lag_elsewhere"]
     if message.visibility == "public" and message.sent_at == ticket.customer_first_message_at:
         ticket.first_message_public = True
-    return ["ingest_lag_samples", "first_message_public"]
+    return [*changed, "first_message_public"]
 
 
 def report_facts_save(*, ticket_id: int) -> None:
@@ -145,13 +162,15 @@ def facts_backfill(*, ticket_model: Any = None, message_model: Any = None, batch
 
 
 def _facts_write(table: str, facts: list[tuple[int, dict[str, Any]]]) -> None:
-    as_json = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    postgres = connection.vendor == "postgresql"
+    samples = (lambda values: values) if postgres else json.dumps  # float8[] there, JSON text here
     sql = (
-        f"UPDATE {table} SET first_message_public = %s, next_response_samples = {as_json}, "
-        f"ingest_lag_samples = {as_json} WHERE id = %s"
+        f"UPDATE {table} SET first_message_public = %s, next_response_samples = %s, ingest_lag_samples = %s, "
+        f"ingest_lag_elsewhere = {'%s::jsonb' if postgres else '%s'} WHERE id = %s"
     )
     params = [
-        (f["first_message_public"], json.dumps(f["next_response_samples"]), json.dumps(f["ingest_lag_samples"]), pk)
+        (f["first_message_public"], samples(f["next_response_samples"]), samples(f["ingest_lag_samples"]),
+         json.dumps(f["ingest_lag_elsewhere"]), pk)
         for pk, f in facts
     ]
     with transaction.atomic(), connection.cursor() as cur:

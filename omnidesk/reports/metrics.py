@@ -4,9 +4,10 @@ Both return the same `Raw` figures for the same data (tests/reports/test_report.
 the same PostgreSQL data). Definitions: docs/reports.md. Both read ticket rows only: what lives in
 the messages is stored on the ticket as it happens (omnidesk/reports/facts.py).
 
-- PostgreSQL: one statement of hash aggregates (counts with FILTER under GROUPING SETS, channel and
-  pooled; a count/min/max histogram of every time sample), then exact percentiles from the
-  histogram, reading back only a few buckets (omnidesk/reports/buckets.py): no million-row sort.
+- PostgreSQL: one statement of hash aggregates, each part one scan of the tickets in scope (counts
+  with FILTER per origin account; a count/min/max histogram of every time sample), then exact
+  percentiles from the histograms, reading back only a few buckets (omnidesk/reports/buckets.py):
+  no million-row sort.
 - Portable (SQLite has no percentile_cont): the ticket rows read through the ORM, the same
   definitions applied in Python with stats.percentile (percentile_cont semantics).
 """
@@ -110,7 +111,7 @@ def figures_compute(*, scope: Scope, resolution_s: int = 60, portable: bool | No
 _COLUMNS = (
     "origin_account__kind", "customer_first_message_at", "first_response_at", "first_response_business_s",
     "solved_at", "first_response_met", "resolution_met", "reopen_count", "handoff_at", "first_message_public",
-    "next_response_samples", "ingest_lag_samples",
+    "next_response_samples", "ingest_lag_samples", "ingest_lag_elsewhere",
 )
 
 
@@ -147,7 +148,7 @@ def _portable(scope: Scope, resolution_s: int) -> dict[str, Raw]:
     return dict(out)
 
 
-def _ticket_add(out, values, ch, cfm, fra, frb, solved, fr_met, res_met, reopens, handoff, public, nxt, lags) -> None:  # type: ignore[no-untyped-def]
+def _ticket_add(out, values, ch, cfm, fra, frb, solved, fr_met, res_met, reopens, handoff, public, nxt, lags, elsewhere) -> None:  # type: ignore[no-untyped-def]
     for key in (ch, POOLED):
         r = out[key]
         r.volume += 1
@@ -166,7 +167,8 @@ def _ticket_add(out, values, ch, cfm, fra, frb, solved, fr_met, res_met, reopens
     if solved is not None:
         values[ch]["resolution"].append(_seconds(solved, cfm))
     values[ch]["next_response"] += nxt
-    for kind, lag in lags.items():
+    values[ch]["ingest_lag"] += lags
+    for kind, lag in elsewhere.items():
         values[kind]["ingest_lag"] += lag
 
 
@@ -184,10 +186,20 @@ def _summarise(raw: Raw, metric: str, vals: list[float], resolution_s: int) -> N
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
 #
-# One statement: a hash aggregate of the counts per channel and pooled, and a histogram
-# (count, min, max per bucket) of every time sample; percentiles come exactly from the histogram
-# (omnidesk/reports/buckets.py), reading back only the few buckets where an order statistic is
-# neither its bucket's first nor last value. Nothing sorts the million rows.
+# One statement of hash aggregates straight over the ticket rows in scope, each part its own scan
+# (PostgreSQL may run each in parallel): the counts per origin account, the transfers, and a
+# histogram (count, min, max per bucket) of every time sample. Accounts are mapped to channels here,
+# which spares joining the accounts to every row. Percentiles come exactly from the histograms
+# (omnidesk/reports/buckets.py); one statement per metric then reads back only the few buckets
+# where an order statistic is neither its bucket's first nor last value. Nothing sorts the million
+# rows, and nothing is materialised: writing the scope rows to a CTE cost more than scanning them
+# again, and one scan unnesting every metric at once cost more than one scan per metric.
+#
+# Times between two timestamps: the exact value (extract(epoch) is numeric, as Python's
+# total_seconds) is costly per row, so rows are bucketed by date_part's float8, which can be one
+# unit in the last place off but never across a bucket edge (values are whole microseconds, far
+# from the edge unless on it, and then exact), and only the min/max of each bucket and the values
+# read back are converted exactly.
 
 #: hash tables of the report's aggregates stay in memory (the default 4 MB spills to disk)
 WORK_MEM = "256MB"
@@ -195,27 +207,27 @@ WORK_MEM = "256MB"
 LAG_BUCKET_S = 0.1
 _T = Ticket._meta.db_table
 _E = TicketEvent._meta.db_table
-_A = Ticket._meta.get_field("origin_account").related_model._meta.db_table  # type: ignore[union-attr]
+_A = Ticket._meta.get_field("origin_account").related_model  # type: ignore[union-attr]
 _ACTIONS = ", ".join(f"'{a}'" for a in TRANSFER_ACTIONS)
+#: time metrics between two ticket timestamps: the later column (the earlier is always customer_first_message_at)
+_SPANS = {"first_response": "first_response_at", "resolution": "solved_at"}
+#: time metrics stored as seconds: their samples as (account, v) from the ticket rows t in scope
+#: (unnest in the select list: a LATERAL function scan costs three times as much per row)
+_STORED = {
+    "first_response_business": f"SELECT t.origin_account_id AS account, t.first_response_business_s AS v FROM {_T} t"
+                               " WHERE {scope} AND t.first_response_business_s IS NOT NULL",
+    "next_response": f"SELECT t.origin_account_id AS account, unnest(t.next_response_samples) AS v FROM {_T} t WHERE {{scope}}",
+    "ingest_lag": f"SELECT t.origin_account_id AS account, unnest(t.ingest_lag_samples) AS v FROM {_T} t WHERE {{scope}}",
+}
+#: ingest lags of messages that came in on another channel (rare; partial index ticket_lag_elsewhere): (kind, v)
+_ELSEWHERE = f"""SELECT kv.key AS kind, e::float8 AS v FROM {_T} t
+    CROSS JOIN LATERAL jsonb_each(t.ingest_lag_elsewhere) kv CROSS JOIN LATERAL jsonb_array_elements_text(kv.value) e
+    WHERE {{scope}} AND NOT (t.ingest_lag_elsewhere = '{{{{}}}}'::jsonb)"""
 
 
-def _scope_sql(scope: Scope, *, counts: bool = True) -> tuple[str, list[object]]:
-    """The tickets in scope as rows t: the time samples, and with `counts` what the counts need."""
-    counted = """t.first_response_at IS NOT NULL AS answered, t.first_response_met AS fr_met,
-               t.resolution_met AS res_met, t.reopen_count > 0 AS reopened, t.first_message_public AS pub,
-               t.handoff_at IS NOT NULL AS handed, coalesce(tr.n, 0) AS transfers,"""
-    transfers = f"""LEFT JOIN (
-          SELECT ticket_id, count(*) AS n FROM {_E}
-          WHERE action IN ({_ACTIONS}) AND old IS NOT NULL AND new IS NOT NULL GROUP BY ticket_id
-        ) tr ON tr.ticket_id = t.id"""
-    sql = f"""
-        SELECT a.kind AS channel, {counted if counts else ""}
-               extract(epoch FROM (t.first_response_at - t.customer_first_message_at))::float8 AS fr,
-               t.first_response_business_s AS frb,
-               extract(epoch FROM (t.solved_at - t.customer_first_message_at))::float8 AS res,
-               t.next_response_samples AS nxt, t.ingest_lag_samples AS lags
-        FROM {_T} t JOIN {_A} a ON a.id = t.origin_account_id {transfers if counts else ""}
-        WHERE t.customer_first_message_at >= %s AND t.customer_first_message_at < %s"""
+def _scope_where(scope: Scope) -> tuple[str, list[object]]:
+    """The condition on ticket rows t for being in scope."""
+    sql = "t.customer_first_message_at >= %s AND t.customer_first_message_at < %s"
     params: list[object] = [scope.since, scope.until]
     if scope.group_ids is not None:
         sql += " AND t.group_id = ANY(%s)"
@@ -223,44 +235,53 @@ def _scope_sql(scope: Scope, *, counts: bool = True) -> tuple[str, list[object]]
     return sql, params
 
 
-def _elements(array: str) -> str:
-    """(channel, v) for each number of the JSON array `array` of each row of t: the first two by
-    subscript (most tickets have one or two), a set-returning function only for longer arrays."""
-    return f"""SELECT channel, ({array} ->> 0)::float8 AS v FROM t WHERE ({array} ->> 0) IS NOT NULL
-        UNION ALL SELECT channel, ({array} ->> 1)::float8 FROM t WHERE ({array} ->> 1) IS NOT NULL
-        UNION ALL SELECT channel, e.v::float8 FROM t CROSS JOIN LATERAL jsonb_array_elements_text({array}) WITH ORDINALITY e(v, i)
-          WHERE jsonb_array_length({array}) > 2 AND e.i > 2"""
+def _width(metric: str, resolution_s: int) -> str:
+    return f"{LAG_BUCKET_S if metric == 'ingest_lag' else float(resolution_s)!r}::float8"
 
 
-#: each time sample of a metric as (channel, v) from the scoped ticket rows t
-_SAMPLES = {
-    "first_response": "SELECT channel, fr AS v FROM t WHERE fr IS NOT NULL",
-    "first_response_business": "SELECT channel, frb AS v FROM t WHERE frb IS NOT NULL",
-    "resolution": "SELECT channel, res AS v FROM t WHERE res IS NOT NULL",
-    "next_response": _elements("t.nxt"),
-    # the ticket's own channel, then (rarely any) messages that came in on another channel's account
-    "ingest_lag": _elements("(t.lags -> t.channel)") + """
-        UNION ALL
-        SELECT kv.key, e::float8 FROM t CROSS JOIN LATERAL jsonb_each(t.lags - t.channel) kv
-          CROSS JOIN LATERAL jsonb_array_elements_text(kv.value) e
-        WHERE t.lags - t.channel <> '{}'::jsonb""",
-}
+def _span(metric: str) -> str:
+    return f"(t.{_SPANS[metric]} - t.customer_first_message_at)"
 
 
-def _bucket_sql(metric: str, resolution_s: int) -> str:
-    width = LAG_BUCKET_S if metric == "ingest_lag" else float(resolution_s)
-    return f"floor(v / {width!r}::float8)::bigint"
+def _span_bucket(metric: str, resolution_s: int) -> str:
+    return f"floor(date_part('epoch', {_span(metric)}) / {_width(metric, resolution_s)})::bigint"
+
+
+def _histograms(scope: Scope, resolution_s: int) -> tuple[list[str], list[object]]:
+    """One SELECT per metric: (account, kind, metric, [bucket, count], min, max)."""
+    where, params = _scope_where(scope)
+    parts = []
+    for metric in _SPANS:
+        span, bucket = _span(metric), _span_bucket(metric, resolution_s)
+        parts.append(
+            f"SELECT account, NULL, '{metric}', ARRAY[b, n], extract(epoch FROM lo)::float8, extract(epoch FROM hi)::float8 "
+            f"FROM (SELECT t.origin_account_id AS account, {bucket} AS b, count(*) AS n, min({span}) AS lo, max({span}) AS hi "
+            f"FROM {_T} t WHERE {where} AND t.{_SPANS[metric]} IS NOT NULL GROUP BY 1, 2) h"
+        )
+    for metric, samples in _STORED.items():
+        bucket = f"floor(v / {_width(metric, resolution_s)})::bigint"
+        parts.append(
+            f"SELECT account, NULL, '{metric}', ARRAY[{bucket}, count(*)], min(v), max(v) "
+            f"FROM ({samples.format(scope=where)}) s GROUP BY 1, {bucket}"
+        )
+    bucket = f"floor(v / {_width('ingest_lag', resolution_s)})::bigint"
+    parts.append(
+        f"SELECT NULL, kind, 'ingest_lag', ARRAY[{bucket}, count(*)], min(v), max(v) "
+        f"FROM ({_ELSEWHERE.format(scope=where)}) s GROUP BY 2, {bucket}"
+    )
+    return parts, params * len(parts)
 
 
 def _postgres(scope: Scope, resolution_s: int) -> dict[str, Raw]:
+    kinds = dict(_A.objects.values_list("pk", "kind"))
     out: dict[str, Raw] = defaultdict(Raw)
     with connection.cursor() as cur:
         # hash aggregates in memory; no JIT (compiling costs seconds, the plans are simple)
         cur.execute("SET work_mem = %s", [WORK_MEM])
         cur.execute("SET jit = off")
         try:
-            hists = _pg_counts_and_histograms(cur, out, scope, resolution_s)
-            _pg_percentiles(cur, out, scope, resolution_s, hists)
+            hists = _pg_counts_and_histograms(cur, out, kinds, scope, resolution_s)
+            _pg_percentiles(cur, out, kinds, scope, resolution_s, hists)
         finally:
             cur.execute("RESET work_mem")
             cur.execute("RESET jit")
@@ -270,38 +291,70 @@ def _postgres(scope: Scope, resolution_s: int) -> dict[str, Raw]:
     return dict(out)
 
 
-def _pg_counts_and_histograms(cur, out, scope, resolution_s) -> dict[tuple[str, str], dict[int, Bucket]]:  # type: ignore[no-untyped-def]
-    scope_sql, params = _scope_sql(scope)
-    histograms = " UNION ALL ".join(
-        f"SELECT channel, 0, '{metric}', ARRAY[{_bucket_sql(metric, resolution_s)}, count(*)], min(v), max(v) "
-        f"FROM ({sql}) x GROUP BY channel, {_bucket_sql(metric, resolution_s)}"
-        for metric, sql in _SAMPLES.items()
-    )
+def _pg_counts_and_histograms(cur, out, kinds, scope, resolution_s) -> dict[tuple[str, str], dict[int, Bucket]]:  # type: ignore[no-untyped-def]
+    where, params = _scope_where(scope)
+    histograms, hist_params = _histograms(scope, resolution_s)
     cur.execute(
-        f"""
-        WITH t AS MATERIALIZED ({scope_sql})
-        SELECT channel, GROUPING(channel), NULL, ARRAY[
-                 count(*), count(*) FILTER (WHERE answered), count(*) FILTER (WHERE fr_met), count(fr_met),
-                 count(*) FILTER (WHERE res_met), count(res_met), count(*) FILTER (WHERE reopened),
-                 sum(transfers)::bigint, count(*) FILTER (WHERE pub), count(*) FILTER (WHERE pub AND handed)],
-               NULL::float8, NULL::float8
-        FROM t GROUP BY GROUPING SETS ((channel), ())
-        UNION ALL {histograms}
-        """,
-        params,
+        " UNION ALL ".join([
+            f"""SELECT t.origin_account_id, NULL, NULL, ARRAY[
+                   count(*), count(*) FILTER (WHERE t.first_response_at IS NOT NULL),
+                   count(*) FILTER (WHERE t.first_response_met), count(t.first_response_met),
+                   count(*) FILTER (WHERE t.resolution_met), count(t.resolution_met),
+                   count(*) FILTER (WHERE t.reopen_count > 0), count(*) FILTER (WHERE t.first_message_public),
+                   count(*) FILTER (WHERE t.first_message_public AND t.handoff_at IS NOT NULL)], NULL::float8, NULL::float8
+            FROM {_T} t WHERE {where} GROUP BY 1""",
+            f"""SELECT t.origin_account_id, NULL, 'transfers', ARRAY[count(*)], NULL, NULL
+            FROM {_E} e JOIN {_T} t ON t.id = e.ticket_id
+            WHERE {where} AND e.action IN ({_ACTIONS}) AND e.old IS NOT NULL AND e.new IS NOT NULL
+            GROUP BY 1""",
+            *histograms,
+        ]),
+        [*params, *params, *hist_params],
     )
     hists: dict[tuple[str, str], dict[int, Bucket]] = defaultdict(dict)
-    for ch, grouped, metric, numbers, lo, hi in cur.fetchall():
+    for account, kind, metric, numbers, lo, hi in cur.fetchall():
+        ch = kind or kinds[account]
         if metric is None:
-            raw = out[POOLED if grouped else ch]
-            (raw.volume, raw.answered, raw.fr_met, raw.fr_decided, raw.res_met, raw.res_decided, raw.reopened,
-             raw.transfers, raw.public_first, raw.handed_off) = numbers
+            for raw in (out[ch], out[POOLED]):
+                raw.volume += numbers[0]
+                raw.answered += numbers[1]
+                raw.fr_met += numbers[2]
+                raw.fr_decided += numbers[3]
+                raw.res_met += numbers[4]
+                raw.res_decided += numbers[5]
+                raw.reopened += numbers[6]
+                raw.public_first += numbers[7]
+                raw.handed_off += numbers[8]
+        elif metric == "transfers":
+            out[ch].transfers += numbers[0]
+            out[POOLED].transfers += numbers[0]
         else:
-            hists[ch, metric][numbers[0]] = Bucket(numbers[1], lo, hi)
+            hist, (b, n) = hists[ch, metric], numbers
+            if b in hist:  # two accounts of one channel
+                hist[b].merge(Bucket(n, lo, hi))
+            else:
+                hist[b] = Bucket(n, lo, hi)
     return hists
 
 
-def _pg_percentiles(cur, out, scope, resolution_s, hists) -> None:  # type: ignore[no-untyped-def]
+def _readback(metric: str, buckets: list[int], scope: Scope, resolution_s: int) -> tuple[str, list[object]]:
+    """(account, kind, bucket, v) for the samples of `metric` in `buckets`."""
+    where, params = _scope_where(scope)
+    if metric in _SPANS:
+        bucket = _span_bucket(metric, resolution_s)
+        sql = (f"SELECT t.origin_account_id, NULL, {bucket}, extract(epoch FROM {_span(metric)})::float8 "
+               f"FROM {_T} t WHERE {where} AND t.{_SPANS[metric]} IS NOT NULL AND {bucket} = ANY(%s)")
+        return sql, [*params, buckets]
+    bucket = f"floor(v / {_width(metric, resolution_s)})::bigint"
+    sql = f"SELECT account, NULL, {bucket}, v FROM ({_STORED[metric].format(scope=where)}) s WHERE {bucket} = ANY(%s)"
+    args = [*params, buckets]
+    if metric == "ingest_lag":
+        sql += f" UNION ALL SELECT NULL, kind, {bucket}, v FROM ({_ELSEWHERE.format(scope=where)}) s WHERE {bucket} = ANY(%s)"
+        args += [*params, buckets]
+    return sql, args
+
+
+def _pg_percentiles(cur, out, kinds, scope, resolution_s, hists) -> None:  # type: ignore[no-untyped-def]
     plans = {key: plan_make(hist, QUANTILES[key[1]]) for key, hist in hists.items()}
     for metric in QUANTILES:
         pooled = merged(h for (_, m), h in hists.items() if m == metric)
@@ -310,21 +363,16 @@ def _pg_percentiles(cur, out, scope, resolution_s, hists) -> None:  # type: igno
     for (_, metric), plan in plans.items():
         needs[metric] |= plan_needs(plan)
     values: dict[tuple[str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    if any(needs.values()):
-        scope_sql, params = _scope_sql(scope, counts=False)
-        wanted = [(m, sorted(b)) for m, b in sorted(needs.items()) if b]
-        reads = " UNION ALL ".join(
-            f"SELECT channel, '{metric}', {_bucket_sql(metric, resolution_s)}, v FROM ({_SAMPLES[metric]}) x "
-            f"WHERE {_bucket_sql(metric, resolution_s)} = ANY(%s)"
-            for metric, _ in wanted
-        )
-        cur.execute(f"WITH t AS MATERIALIZED ({scope_sql}) {reads}", [*params, *(b for _, b in wanted)])
-        for ch, metric, b, v in cur.fetchall():
-            values[ch, metric][b].append(v)
+    for metric, buckets in sorted(needs.items()):
+        if not buckets:
+            continue
+        cur.execute(*_readback(metric, sorted(buckets), scope, resolution_s))
+        for account, kind, b, v in cur.fetchall():
+            values[kind or kinds[account], metric][b].append(v)
             values[POOLED, metric][b].append(v)
-        for by_bucket in values.values():
-            for vals in by_bucket.values():
-                vals.sort()
+    for by_bucket in values.values():
+        for vals in by_bucket.values():
+            vals.sort()
     for (ch, metric), plan in plans.items():
         pct = plan_finish(plan, values[ch, metric]) if plan.n else {}
         out[ch].pct[metric] = {qname(q): pct.get(q) for q in QUANTILES[metric]}

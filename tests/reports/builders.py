@@ -35,6 +35,8 @@ class Spec:
     follow_ups: list[tuple[float, float | None]] = field(default_factory=list)
     transfers: int = 0
     automated_reply: float | None = None
+    #: the follow-ups come in on this channel's account (a customer who answers a mail by phone)
+    follow_up_channel: str | None = None
 
 
 _accounts: dict[str, ChannelAccount] = {}
@@ -58,9 +60,10 @@ def build(spec: Spec) -> Ticket:
     )
     vis = "public" if spec.public else "private"
 
-    def msg(direction: str, off: float, *, kind: str = "message", automated: bool = False, lag: float = 0.0) -> None:
+    def msg(direction: str, off: float, *, kind: str = "message", automated: bool = False, lag: float = 0.0,
+            on: ChannelAccount = acct) -> None:
         Message.objects.create(
-            ticket=ticket, account=acct, direction=direction, kind=kind, visibility=vis, sent_at=at(off),
+            ticket=ticket, account=on, direction=direction, kind=kind, visibility=vis, sent_at=at(off),
             received_at=at(off + lag), automated=automated, state="received" if direction == "in" else "sent",
         )
 
@@ -70,7 +73,7 @@ def build(spec: Spec) -> Ticket:
     if spec.automated_reply is not None:
         msg("out", spec.automated_reply, automated=True)
     for customer_off, reply_off in spec.follow_ups:
-        msg("in", customer_off, lag=spec.lag)
+        msg("in", customer_off, lag=spec.lag, on=account(spec.follow_up_channel or spec.channel))
         if reply_off is not None:
             msg("out", reply_off)
     for i in range(spec.transfers):

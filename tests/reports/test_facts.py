@@ -30,14 +30,15 @@ def stored() -> dict[int, tuple]:  # type: ignore[type-arg]
 
 
 def forget_facts() -> None:
-    Ticket.objects.update(first_message_public=False, next_response_samples=[], ingest_lag_samples={})
+    Ticket.objects.update(first_message_public=False, next_response_samples=[], ingest_lag_samples=[],
+                           ingest_lag_elsewhere={})
 
 
 @pytest.mark.django_db
 def test_backfill_in_batches_gives_the_facts_written_per_ticket_and_the_same_report():
     small_dataset()
     before, figures = stored(), figures_compute(scope=SCOPE)
-    assert before[min(before)] == (False, [300.0], {"email": [2.0, 2.0]})  # ticket A, as defined
+    assert before[min(before)] == (False, [300.0], [2.0, 2.0], {})  # ticket A, as defined
     forget_facts()
     assert facts_backfill(batch=3) == len(before)  # several batches, tickets at their edges
     assert stored() == before
@@ -70,7 +71,7 @@ def test_facts_follow_ingest_replies_and_sends(api_account, post_hook, remote, d
     inbound_events_apply()
     ticket = Ticket.objects.get()
     assert ticket.first_message_public is True
-    assert [round(v / 86400) for v in ticket.ingest_lag_samples["api"]] == [21]  # sent three weeks ago
+    assert [round(v / 86400) for v in ticket.ingest_lag_samples] == [21]  # sent three weeks ago
     assert ticket.next_response_samples == []
 
     remote.answer(200, {"id": "r-1"})
@@ -89,7 +90,7 @@ def test_facts_follow_ingest_replies_and_sends(api_account, post_hook, remote, d
     ticket = Ticket.objects.get()
     reply_sent = ticket.messages.get(external_id="r-2").sent_at
     assert ticket.next_response_samples == [(reply_sent - follow_up_at).total_seconds()]
-    assert len(ticket.ingest_lag_samples["api"]) == 2
+    assert len(ticket.ingest_lag_samples) == 2
 
     live = stored()
     forget_facts()
@@ -134,3 +135,19 @@ def test_bucketed_percentiles_equal_percentile_cont_on_the_raw_values():
             by_bucket[b] = [v for v in everything if int(v // width) == b]
         got = plan_finish(plan, by_bucket)
         assert got == {q: percentile(everything, q) for q in (0.5, 0.9, 0.99)}, trial
+
+
+def test_ingest_lag_of_a_message_on_another_channel_counts_for_that_channel(postgres, db):  # type: ignore[no-untyped-def]
+    """An email ticket the customer follows up by phone: the call's lag is the phone channel's, on both paths."""
+    build(Spec("email", fr=600, lag=30, follow_ups=[(1000, 1300), (2000, None)], follow_up_channel="phone"))
+    build(Spec("phone", fr=60, lag=1))
+    email = Ticket.objects.get(origin_account__kind="email")
+    assert (email.ingest_lag_samples, email.ingest_lag_elsewhere) == ([30.0], {"phone": [30.0, 30.0]})
+    pg = figures_compute(scope=SCOPE, portable=False)
+    same(pg, figures_compute(scope=SCOPE, portable=True))
+    assert (pg["email"].n["ingest_lag"], pg["phone"].n["ingest_lag"], pg["all"].n["ingest_lag"]) == (1, 3, 4)
+    assert pg["phone"].pct["ingest_lag"] == {"p50": 30.0, "p99": 30.0}
+    live = stored()
+    forget_facts()
+    facts_backfill()
+    assert stored() == live
