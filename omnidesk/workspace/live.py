@@ -56,9 +56,10 @@ def tickets_changed(changes: dict[int, str], *, teams: dict[int, int | None] | N
     """Tell every agent who may see these tickets. Never raises: live updates are best effort.
 
     One message per group for the whole batch (managers, each team), plus one per ticket for its
-    page. `teams` (ticket → group id) saves looking them up. Sent on the caller's own loop hop: a
-    background sender on a second long-lived loop was tried for claims and hung later loops on
-    channels_redis' per-process layer (tests/workspace/test_sockets.py after a claim)."""
+    page. `teams` (ticket → group id) saves looking them up. Sent from the caller's own thread
+    (_deliver): a background sender, one loop running in another thread for every caller, was
+    tried for claims and hung later loops on channels_redis' per-process layer
+    (tests/workspace/test_sockets.py after a claim)."""
     from omnidesk.tickets.models import Ticket
 
     try:
