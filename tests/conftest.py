@@ -6,7 +6,7 @@ import json
 import os
 from datetime import datetime, timedelta, timezone
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import urlparse
 
 import pytest
@@ -34,6 +34,22 @@ def reachable(url: str) -> bool:
             return True
     except OSError:
         return False
+
+
+@pytest.fixture(autouse=True)
+def _nudges_drained() -> Iterator[None]:
+    """Nudges leave from a background thread: one a test left in flight must not land in the next."""
+    yield
+    from omnidesk.broker import nudges_drain
+
+    nudges_drain()
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):  # type: ignore[no-untyped-def]
+    """Files the test stores (attachments) go to its own directory, not the checkout's media/."""
+    settings.MEDIA_ROOT = str(tmp_path)
+    return tmp_path
 
 
 @pytest.fixture

@@ -13,14 +13,9 @@ from omnidesk.tickets.replies import ReplyRefused, reply_create, reply_for_outbo
 from tests.conftest import api_body
 from tests.support.email_ticket import email_account, email_ticket
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_root")]
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):  # type: ignore[no-untyped-def]
-    settings.MEDIA_ROOT = str(tmp_path)
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.django_db
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
 
-def test_a_reply_with_a_pdf_arrives_as_a_mime_attachment(smtp_sink: Sink, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    settings.MEDIA_ROOT = str(tmp_path)
+@pytest.mark.usefixtures("media_root")
+def test_a_reply_with_a_pdf_arrives_as_a_mime_attachment(smtp_sink: Sink) -> None:
     account = email_account(smtp_host=smtp_sink.host, smtp_port=smtp_sink.port, smtp_security="none")
     ticket = email_ticket(account)
     agent = get_user_model().objects.create_user("alice")
