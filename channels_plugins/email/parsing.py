@@ -190,11 +190,6 @@ def address(raw: str | None) -> tuple[str, str]:
     return ("", match.group(0)) if match else ("", "")
 
 
-def addresses(raw_values: list[str]) -> list[str]:
-    """Every address in To/Cc style headers."""
-    return [a for _, a in email.utils.getaddresses([header_text(v) for v in raw_values]) if "@" in a]
-
-
 def date(raw: str | None) -> datetime | None:
     """The Date header, leniently: garbage or none → None (the core then uses receipt time)."""
     if not raw:

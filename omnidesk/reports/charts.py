@@ -1,4 +1,4 @@
-"""Server-rendered SVG charts for the parity page and the PNG export: no JavaScript, no CDN."""
+"""Server-rendered SVG charts for the parity page: no JavaScript, no CDN (the PNG export draws with matplotlib)."""
 
 from __future__ import annotations
 
@@ -96,17 +96,3 @@ def report_charts(report: dict[str, Any]) -> dict[str, str]:
         "sla_first_response": proportion_chart(report, "sla_first_response", "First-response SLA attainment"),
         "share_answered": proportion_chart(report, "share_answered", "Share answered"),
     }
-
-
-def combined_svg(report: dict[str, Any]) -> str:
-    """All charts stacked in one SVG document (what the PNG export renders)."""
-    charts = report_charts(report)
-    parts, y = [], 0
-    for svg in charts.values():
-        height = int(svg.split('height="', 1)[1].split('"', 1)[0])
-        parts.append(f'<g transform="translate(0,{y})">{svg}</g>')
-        y += height + 10
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{y}" viewBox="0 0 {WIDTH} {y}">'
-        f'<rect width="{WIDTH}" height="{y}" fill="#fff"/>' + "".join(parts) + "</svg>"
-    )

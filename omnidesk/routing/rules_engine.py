@@ -14,7 +14,7 @@ Evaluation never raises: a fact that is missing or of the wrong type makes the c
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -374,7 +374,3 @@ def rules_plan(
                     effect_on_facts(action, facts)
             stopped = result.stop_processing
     return results
-
-
-def rules_in_order(rules: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return sorted(rules, key=lambda r: (r.get("position", 0), r.get("id", 0)))
