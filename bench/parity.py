@@ -6,7 +6,8 @@ The data (tickets, messages, transfer events, SLA outcomes, and the per-ticket r
 services would have stored: omnidesk/reports/facts.py) is generated with COPY into
 DATABASE_URL (default postgres://postgres@127.0.0.1:5432/omnidesk_bench_parity, created and
 migrated when missing) and reused by later runs unless --regenerate. Then the whole report
-(every channel, pooled, parity tests) is timed cold (a fresh connection) and warm.
+(every channel, pooled, parity tests) is timed cold (a fresh connection), warm, and warm without
+parallel workers (max_parallel_workers_per_gather = 0), whose CPU is then the whole cost.
 """
 
 from __future__ import annotations
@@ -179,6 +180,7 @@ def main() -> None:
         warm_runs.append(time.perf_counter() - t)
         cpu_runs.append(_cpu_seconds(connection) - cpu)
     warm, cpu = min(warm_runs), min(cpu_runs)
+    serial, serial_cpu = _serial(connection, scope)
     load = os.getloadavg()[0]
     if args.explain:
         _explain(scope)
@@ -189,13 +191,31 @@ def main() -> None:
         ("report, cold (s)", f"{cold:.2f}"),
         ("report, warm (s, best of 3)", f"{warm:.2f}"),
         ("CPU per warm report (s, this process + its PostgreSQL backend; parallel workers not seen)", f"{cpu:.2f}"),
+        ("report without parallel workers (s, best of 2)", f"{serial:.2f}"),
+        ("CPU per report without parallel workers (s, all of it: process + backend)", f"{serial_cpu:.2f}"),
         ("load average (1 min) after the runs", f"{load:.1f}"),
         ("target", "< 2 s " + ("met" if warm < 2 else "NOT met")),
         ("flags", "; ".join(f"{f['channel']} {f['metric']} {f['comparison']}" for f in result["flags"]) or "none"),
     ]
     report("parity report on PostgreSQL", lines,
            {"tickets": tickets, "report_s": round(warm, 3), "report_cold_s": round(cold, 3),
-            "report_cpu_s": round(cpu, 3), "load_avg": round(load, 1)}, as_json=args.json)
+            "report_cpu_s": round(cpu, 3), "report_serial_s": round(serial, 3), "report_serial_cpu_s": round(serial_cpu, 3),
+            "load_avg": round(load, 1)}, as_json=args.json)
+
+
+def _serial(connection, scope) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(time, CPU) of the best of two reports with parallel query off: the CPU is then the whole cost."""
+    from omnidesk.reports.parity import parity_report
+
+    runs = []
+    with connection.cursor() as cur:
+        cur.execute("SET max_parallel_workers_per_gather = 0")
+        for _ in range(2):
+            t, cpu = time.perf_counter(), _cpu_seconds(connection)
+            parity_report(scope=scope)
+            runs.append((time.perf_counter() - t, _cpu_seconds(connection) - cpu))
+        cur.execute("RESET max_parallel_workers_per_gather")
+    return min(r[0] for r in runs), min(r[1] for r in runs)
 
 
 def _cpu_seconds(connection) -> float:  # type: ignore[no-untyped-def]
@@ -205,38 +225,21 @@ def _cpu_seconds(connection) -> float:  # type: ignore[no-untyped-def]
 
 
 def _explain(scope) -> None:  # type: ignore[no-untyped-def]
+    import psycopg
     from django.db import connection
 
     from omnidesk.reports import metrics
 
-    real = connection.cursor
-
-    class Explaining:
-        def __init__(self, cur):  # type: ignore[no-untyped-def]
-            self.cur = cur
-
-        def __enter__(self):  # type: ignore[no-untyped-def]
-            return self
-
-        def __exit__(self, *exc):  # type: ignore[no-untyped-def]
-            self.cur.close()
-
-        def execute(self, sql, params=None):  # type: ignore[no-untyped-def]
-            if sql.lstrip().upper().startswith(("WITH", "SELECT")):  # not SET / RESET work_mem
-                t = time.perf_counter()
-                self.cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
-                plan = "\n".join(r[0] for r in self.cur.fetchall())
-                print(f"--- {time.perf_counter() - t:.2f} s\n{plan}\n", file=sys.stderr)
-            self.cur.execute(sql, params)  # again, for the rows the next step needs
-
-        def __getattr__(self, name):  # type: ignore[no-untyped-def]
-            return getattr(self.cur, name)  # fetchall, fetchmany, close: the real cursor's
-
-    connection.cursor = lambda: Explaining(real())  # type: ignore[method-assign]
-    try:
-        metrics._postgres(scope, 60)
-    finally:
-        connection.cursor = real  # type: ignore[method-assign]
+    with psycopg.Cursor(connection.connection) as cur:
+        cur.execute(f"SET work_mem = '{metrics.WORK_MEM}'")
+        cur.execute("SET jit = off")
+        sql, params = metrics._statement(cur, scope)
+        t = time.perf_counter()
+        cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        plan = "\n".join(r[0] for r in cur.fetchall())
+        print(f"--- {time.perf_counter() - t:.2f} s\n{plan}\n", file=sys.stderr)
+        cur.execute("RESET work_mem")
+        cur.execute("RESET jit")
 
 
 if __name__ == "__main__":

@@ -4,10 +4,10 @@ Both return the same `Raw` figures for the same data (tests/reports/test_report.
 the same PostgreSQL data). Definitions: docs/reports.md. Both read ticket rows only: what lives in
 the messages is stored on the ticket as it happens (omnidesk/reports/facts.py).
 
-- PostgreSQL: one statement of hash aggregates, each part one scan of the tickets in scope (counts
-  with FILTER per origin account; a count/min/max histogram of every time sample), then exact
-  percentiles from the histograms, reading back only a few buckets (omnidesk/reports/buckets.py):
-  no million-row sort.
+- PostgreSQL: one statement, one scan of the tickets in scope per part (split into ranges of pages
+  that parallel workers share): counts with FILTER per origin account, and every time sample sent
+  back as one bytea of binary values per account; exact percentiles and histograms computed from
+  those in numpy (omnidesk/reports/samples.py).
 - Portable (SQLite has no percentile_cont): the ticket rows read through the ORM, the same
   definitions applied in Python with stats.percentile (percentile_cont semantics).
 """
@@ -19,12 +19,20 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
+import psycopg
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from omnidesk.tickets.models import Ticket, TicketEvent
 
-from .buckets import Bucket, merged, plan_finish, plan_make, plan_needs
+from .samples import (
+    Seconds,
+    histogram,
+    percentiles,
+    seconds_from_floats,
+    seconds_from_intervals,
+)
 from .stats import merge_counts, percentile
 
 POOLED = "all"
@@ -186,43 +194,59 @@ def _summarise(raw: Raw, metric: str, vals: list[float], resolution_s: int) -> N
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
 #
-# One statement of hash aggregates straight over the ticket rows in scope, each part its own scan
-# (PostgreSQL may run each in parallel): the counts per origin account, the transfers, and a
-# histogram (count, min, max per bucket) of every time sample. Accounts are mapped to channels here,
-# which spares joining the accounts to every row. Percentiles come exactly from the histograms
-# (omnidesk/reports/buckets.py); one statement per metric then reads back only the few buckets
-# where an order statistic is neither its bucket's first nor last value. Nothing sorts the million
-# rows, and nothing is materialised: writing the scope rows to a CTE cost more than scanning them
-# again, and one scan unnesting every metric at once cost more than one scan per metric.
-#
-# Times between two timestamps: the exact value (extract(epoch) is numeric, as Python's
-# total_seconds) is costly per row, so rows are bucketed by date_part's float8, which can be one
-# unit in the last place off but never across a bucket edge (values are whole microseconds, far
-# from the edge unless on it, and then exact), and only the min/max of each bucket and the values
-# read back are converted exactly.
+# Each channel's samples come back whole, one bytea of binary values per origin account and part
+# (string_agg of float8send / interval_send), and numpy computes the exact percentiles and the
+# histograms (omnidesk/reports/samples.py): the database neither sorts nor buckets the samples, and
+# nothing is read back. The statement's parts, hash-aggregated per origin account (mapped to
+# channels here, which spares joining the accounts to every row):
+# - tickets: the counts (FILTER) and the first response, resolution and business first response
+#   samples; a time between two timestamps is sent as their interval, exact microseconds;
+# - samples: the stored next-response and ingest-lag lists, unnested side by side in the select
+#   list (a LATERAL function scan costs three times as much per row); the shorter list of a ticket
+#   is padded with NULLs, which string_agg skips;
+# - transfers: the audit events counted per ticket, joined to the tickets in scope.
+# The tickets and samples parts are each split into ranges of the table's pages (TID range scans)
+# run by PostgreSQL's Parallel Append in its workers: string_agg has no combine function before
+# PostgreSQL 16, so an ordinary parallel scan could not aggregate in parallel.
 
-#: hash tables of the report's aggregates stay in memory (the default 4 MB spills to disk)
+#: the aggregates hold every sample in scope (8 bytes each, 16 per interval); the default 4 MB would spill
 WORK_MEM = "256MB"
-#: bucket width (s) for ingest lag, a few seconds typically (time metrics use the rank test's width)
-LAG_BUCKET_S = 0.1
+#: below PostgreSQL's default min_parallel_table_scan_size (8 MB) no worker would start: one part
+SPLIT_MIN_PAGES = 1024
 _T = Ticket._meta.db_table
 _E = TicketEvent._meta.db_table
 _A = Ticket._meta.get_field("origin_account").related_model  # type: ignore[union-attr]
 _ACTIONS = ", ".join(f"'{a}'" for a in TRANSFER_ACTIONS)
-#: time metrics between two ticket timestamps: the later column (the earlier is always customer_first_message_at)
-_SPANS = {"first_response": "first_response_at", "resolution": "solved_at"}
-#: time metrics stored as seconds: their samples as (account, v) from the ticket rows t in scope
-#: (unnest in the select list: a LATERAL function scan costs three times as much per row)
-_STORED = {
-    "first_response_business": f"SELECT t.origin_account_id AS account, t.first_response_business_s AS v FROM {_T} t"
-                               " WHERE {scope} AND t.first_response_business_s IS NOT NULL",
-    "next_response": f"SELECT t.origin_account_id AS account, unnest(t.next_response_samples) AS v FROM {_T} t WHERE {{scope}}",
-    "ingest_lag": f"SELECT t.origin_account_id AS account, unnest(t.ingest_lag_samples) AS v FROM {_T} t WHERE {{scope}}",
+#: the counts part's array, in Raw's order
+_COUNTS = ("volume", "answered", "fr_met", "fr_decided", "res_met", "res_decided", "reopened", "public_first",
+           "handed_off")
+#: (part, account, counts, three bytea columns); the columns' metrics per part:
+_PARTS = {
+    "tickets": ("first_response", "resolution", "first_response_business"),
+    "samples": ("next_response", "ingest_lag", None),
+    "transfers": (None, None, None),
 }
-#: ingest lags of messages that came in on another channel (rare; partial index ticket_lag_elsewhere): (kind, v)
-_ELSEWHERE = f"""SELECT kv.key AS kind, e::float8 AS v FROM {_T} t
-    CROSS JOIN LATERAL jsonb_each(t.ingest_lag_elsewhere) kv CROSS JOIN LATERAL jsonb_array_elements_text(kv.value) e
-    WHERE {{scope}} AND NOT (t.ingest_lag_elsewhere = '{{{{}}}}'::jsonb)"""
+#: metrics whose samples are the interval between two ticket timestamps
+_SPANS = ("first_response", "resolution")
+_TICKETS = f"""SELECT 'tickets', t.origin_account_id, ARRAY[
+        count(*), count(*) FILTER (WHERE t.first_response_at IS NOT NULL),
+        count(*) FILTER (WHERE t.first_response_met), count(t.first_response_met),
+        count(*) FILTER (WHERE t.resolution_met), count(t.resolution_met),
+        count(*) FILTER (WHERE t.reopen_count > 0), count(*) FILTER (WHERE t.first_message_public),
+        count(*) FILTER (WHERE t.first_message_public AND t.handoff_at IS NOT NULL)],
+    string_agg(interval_send(t.first_response_at - t.customer_first_message_at), ''::bytea),
+    string_agg(interval_send(t.solved_at - t.customer_first_message_at), ''::bytea),
+    string_agg(float8send(t.first_response_business_s), ''::bytea)
+    FROM {_T} t WHERE {{where}} GROUP BY 2"""
+_SAMPLES = f"""SELECT 'samples', account, NULL::bigint[],
+    string_agg(float8send(nr), ''::bytea), string_agg(float8send(lag), ''::bytea), NULL::bytea
+    FROM (SELECT t.origin_account_id AS account, unnest(t.next_response_samples) AS nr,
+                 unnest(t.ingest_lag_samples) AS lag FROM {_T} t WHERE {{where}}) s GROUP BY 2"""
+#: per ticket first: joined as one Parallel Append part, the plain join went through every ticket by an index
+_TRANSFERS = f"""SELECT 'transfers', t.origin_account_id, ARRAY[sum(x.n)::bigint], NULL::bytea, NULL::bytea, NULL::bytea
+    FROM (SELECT e.ticket_id, count(*) AS n FROM {_E} e
+          WHERE e.action IN ({_ACTIONS}) AND e.old IS NOT NULL AND e.new IS NOT NULL GROUP BY 1) x
+    JOIN {_T} t ON t.id = x.ticket_id WHERE {{where}} GROUP BY 2"""
 
 
 def _scope_where(scope: Scope) -> tuple[str, list[object]]:
@@ -235,145 +259,87 @@ def _scope_where(scope: Scope) -> tuple[str, list[object]]:
     return sql, params
 
 
-def _width(metric: str, resolution_s: int) -> str:
-    return f"{LAG_BUCKET_S if metric == 'ingest_lag' else float(resolution_s)!r}::float8"
-
-
-def _span(metric: str) -> str:
-    return f"(t.{_SPANS[metric]} - t.customer_first_message_at)"
-
-
-def _span_bucket(metric: str, resolution_s: int) -> str:
-    return f"floor(date_part('epoch', {_span(metric)}) / {_width(metric, resolution_s)})::bigint"
-
-
-def _histograms(scope: Scope, resolution_s: int) -> tuple[list[str], list[object]]:
-    """One SELECT per metric: (account, kind, metric, [bucket, count], min, max)."""
-    where, params = _scope_where(scope)
-    parts = []
-    for metric in _SPANS:
-        span, bucket = _span(metric), _span_bucket(metric, resolution_s)
-        parts.append(
-            f"SELECT account, NULL, '{metric}', ARRAY[b, n], extract(epoch FROM lo)::float8, extract(epoch FROM hi)::float8 "
-            f"FROM (SELECT t.origin_account_id AS account, {bucket} AS b, count(*) AS n, min({span}) AS lo, max({span}) AS hi "
-            f"FROM {_T} t WHERE {where} AND t.{_SPANS[metric]} IS NOT NULL GROUP BY 1, 2) h"
-        )
-    for metric, samples in _STORED.items():
-        bucket = f"floor(v / {_width(metric, resolution_s)})::bigint"
-        parts.append(
-            f"SELECT account, NULL, '{metric}', ARRAY[{bucket}, count(*)], min(v), max(v) "
-            f"FROM ({samples.format(scope=where)}) s GROUP BY 1, {bucket}"
-        )
-    bucket = f"floor(v / {_width('ingest_lag', resolution_s)})::bigint"
-    parts.append(
-        f"SELECT NULL, kind, 'ingest_lag', ARRAY[{bucket}, count(*)], min(v), max(v) "
-        f"FROM ({_ELSEWHERE.format(scope=where)}) s GROUP BY 2, {bucket}"
+def _page_ranges(cur) -> list[str]:  # type: ignore[no-untyped-def]
+    """Conditions splitting the tickets into one range of pages per process a parallel query may use."""
+    cur.execute(
+        "SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int,"
+        " current_setting('max_parallel_workers_per_gather')::int",
+        [_T],
     )
-    return parts, params * len(parts)
+    pages, workers = cur.fetchone()
+    return _split(0, pages, workers + 1 if pages >= SPLIT_MIN_PAGES else 1)
+
+
+def _split(first: int, end: int, parts: int) -> list[str]:
+    """Conditions on t.ctid cutting pages [first, end) into `parts` ranges, the outer two open-ended.
+
+    Open-ended, rows on pages added since the size was read are still counted, once.
+    """
+    bounds = [f"'({first + (end - first) * i // parts},0)'::tid" for i in range(1, parts)]
+    lower = ["TRUE", *(f"t.ctid >= {b}" for b in bounds)]
+    upper = [*(f"t.ctid < {b}" for b in bounds), "TRUE"]
+    return [f"{lo} AND {hi}" for lo, hi in zip(lower, upper, strict=True)]
+
+
+def _statement(cur, scope: Scope) -> tuple[str, list[object]]:  # type: ignore[no-untyped-def]
+    """The report's one statement: the tickets and samples parts per range of pages, and the transfers."""
+    where, params = _scope_where(scope)
+    ranges = _page_ranges(cur)
+    parts = [p.format(where=f"{where} AND {r}") for p in (_TICKETS, _SAMPLES) for r in ranges]
+    parts.append(_TRANSFERS.format(where=where))
+    return " UNION ALL ".join(parts), params * len(parts)
 
 
 def _postgres(scope: Scope, resolution_s: int) -> dict[str, Raw]:
     kinds = dict(_A.objects.values_list("pk", "kind"))
     out: dict[str, Raw] = defaultdict(Raw)
-    with connection.cursor() as cur:
+    samples: dict[tuple[str, str], list[Seconds]] = defaultdict(list)
+    connection.ensure_connection()
+    # binary results: the samples arrive as bytes (Django's client-side cursors return text only)
+    with psycopg.Cursor(connection.connection) as cur:
         # hash aggregates in memory; no JIT (compiling costs seconds, the plans are simple)
-        cur.execute("SET work_mem = %s", [WORK_MEM])
+        cur.execute(f"SET work_mem = '{WORK_MEM}'")
         cur.execute("SET jit = off")
         try:
-            hists = _pg_counts_and_histograms(cur, out, kinds, scope, resolution_s)
-            _pg_percentiles(cur, out, kinds, scope, resolution_s, hists)
+            cur.execute(*_statement(cur, scope), binary=True)
+            rows = cur.fetchall()
         finally:
             cur.execute("RESET work_mem")
             cur.execute("RESET jit")
-    for (ch, metric), hist in hists.items():
-        if metric in RANKED:
-            out[ch].hist[metric] = {b: bucket.n for b, bucket in hist.items()}
+    for part, account, counts, *columns in rows:
+        ch = kinds[account]
+        for raw in (out[ch], out[POOLED]):
+            if part == "tickets":
+                for name, n in zip(_COUNTS, counts, strict=True):
+                    setattr(raw, name, getattr(raw, name) + n)
+            elif part == "transfers":
+                raw.transfers += counts[0]
+        for metric, data in zip(_PARTS[part], columns, strict=True):
+            if metric is not None:
+                decode = seconds_from_intervals if metric in _SPANS else seconds_from_floats
+                samples[ch, metric].append(decode(data))
+    for elsewhere in scoped_tickets(scope=scope).filter(~Q(ingest_lag_elsewhere={})).values_list(
+        "ingest_lag_elsewhere", flat=True
+    ):
+        for kind, lags in elsewhere.items():
+            samples[kind, "ingest_lag"].append(np.array(lags, dtype=np.float64))
+    _pg_summarise(out, samples, resolution_s)
     return dict(out)
 
 
-def _pg_counts_and_histograms(cur, out, kinds, scope, resolution_s) -> dict[tuple[str, str], dict[int, Bucket]]:  # type: ignore[no-untyped-def]
-    where, params = _scope_where(scope)
-    histograms, hist_params = _histograms(scope, resolution_s)
-    cur.execute(
-        " UNION ALL ".join([
-            f"""SELECT t.origin_account_id, NULL, NULL, ARRAY[
-                   count(*), count(*) FILTER (WHERE t.first_response_at IS NOT NULL),
-                   count(*) FILTER (WHERE t.first_response_met), count(t.first_response_met),
-                   count(*) FILTER (WHERE t.resolution_met), count(t.resolution_met),
-                   count(*) FILTER (WHERE t.reopen_count > 0), count(*) FILTER (WHERE t.first_message_public),
-                   count(*) FILTER (WHERE t.first_message_public AND t.handoff_at IS NOT NULL)], NULL::float8, NULL::float8
-            FROM {_T} t WHERE {where} GROUP BY 1""",
-            f"""SELECT t.origin_account_id, NULL, 'transfers', ARRAY[count(*)], NULL, NULL
-            FROM {_E} e JOIN {_T} t ON t.id = e.ticket_id
-            WHERE {where} AND e.action IN ({_ACTIONS}) AND e.old IS NOT NULL AND e.new IS NOT NULL
-            GROUP BY 1""",
-            *histograms,
-        ]),
-        [*params, *params, *hist_params],
-    )
-    hists: dict[tuple[str, str], dict[int, Bucket]] = defaultdict(dict)
-    for account, kind, metric, numbers, lo, hi in cur.fetchall():
-        ch = kind or kinds[account]
-        if metric is None:
-            for raw in (out[ch], out[POOLED]):
-                raw.volume += numbers[0]
-                raw.answered += numbers[1]
-                raw.fr_met += numbers[2]
-                raw.fr_decided += numbers[3]
-                raw.res_met += numbers[4]
-                raw.res_decided += numbers[5]
-                raw.reopened += numbers[6]
-                raw.public_first += numbers[7]
-                raw.handed_off += numbers[8]
-        elif metric == "transfers":
-            out[ch].transfers += numbers[0]
-            out[POOLED].transfers += numbers[0]
-        else:
-            hist, (b, n) = hists[ch, metric], numbers
-            if b in hist:  # two accounts of one channel
-                hist[b].merge(Bucket(n, lo, hi))
-            else:
-                hist[b] = Bucket(n, lo, hi)
-    return hists
+def _pg_summarise(out: dict[str, Raw], samples: dict[tuple[str, str], list[Seconds]], resolution_s: int) -> None:
+    """Percentiles and sample sizes per channel and pooled, and the rank test's histograms per channel."""
+    pooled: dict[str, list[Seconds]] = defaultdict(list)
+    for (ch, metric), arrays in samples.items():
+        values = np.concatenate(arrays)
+        pooled[metric].append(values)
+        _pg_metric(out[ch], metric, values)
+        if metric in RANKED:
+            out[ch].hist[metric] = histogram(values, resolution_s)
+    for metric, arrays in pooled.items():
+        _pg_metric(out[POOLED], metric, np.concatenate(arrays))
 
 
-def _readback(metric: str, buckets: list[int], scope: Scope, resolution_s: int) -> tuple[str, list[object]]:
-    """(account, kind, bucket, v) for the samples of `metric` in `buckets`."""
-    where, params = _scope_where(scope)
-    if metric in _SPANS:
-        bucket = _span_bucket(metric, resolution_s)
-        sql = (f"SELECT t.origin_account_id, NULL, {bucket}, extract(epoch FROM {_span(metric)})::float8 "
-               f"FROM {_T} t WHERE {where} AND t.{_SPANS[metric]} IS NOT NULL AND {bucket} = ANY(%s)")
-        return sql, [*params, buckets]
-    bucket = f"floor(v / {_width(metric, resolution_s)})::bigint"
-    sql = f"SELECT account, NULL, {bucket}, v FROM ({_STORED[metric].format(scope=where)}) s WHERE {bucket} = ANY(%s)"
-    args = [*params, buckets]
-    if metric == "ingest_lag":
-        sql += f" UNION ALL SELECT NULL, kind, {bucket}, v FROM ({_ELSEWHERE.format(scope=where)}) s WHERE {bucket} = ANY(%s)"
-        args += [*params, buckets]
-    return sql, args
-
-
-def _pg_percentiles(cur, out, kinds, scope, resolution_s, hists) -> None:  # type: ignore[no-untyped-def]
-    plans = {key: plan_make(hist, QUANTILES[key[1]]) for key, hist in hists.items()}
-    for metric in QUANTILES:
-        pooled = merged(h for (_, m), h in hists.items() if m == metric)
-        plans[POOLED, metric] = plan_make(pooled, QUANTILES[metric])
-    needs: dict[str, set[int]] = defaultdict(set)
-    for (_, metric), plan in plans.items():
-        needs[metric] |= plan_needs(plan)
-    values: dict[tuple[str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for metric, buckets in sorted(needs.items()):
-        if not buckets:
-            continue
-        cur.execute(*_readback(metric, sorted(buckets), scope, resolution_s))
-        for account, kind, b, v in cur.fetchall():
-            values[kind or kinds[account], metric][b].append(v)
-            values[POOLED, metric][b].append(v)
-    for by_bucket in values.values():
-        for vals in by_bucket.values():
-            vals.sort()
-    for (ch, metric), plan in plans.items():
-        pct = plan_finish(plan, values[ch, metric]) if plan.n else {}
-        out[ch].pct[metric] = {qname(q): pct.get(q) for q in QUANTILES[metric]}
-        out[ch].n[metric] = plan.n
+def _pg_metric(raw: Raw, metric: str, values: Seconds) -> None:
+    raw.pct[metric] = {qname(q): v for q, v in percentiles(values, QUANTILES[metric]).items()}
+    raw.n[metric] = len(values)
