@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from omnidesk.sla.models import Calendar, Policy
-from omnidesk.sla.services import calendar_save, policy_save
+from omnidesk.sla.services import calendar_delete, calendar_save, policy_delete, policy_save
 from omnidesk.sla.validation import Invalid
 
 from .permissions import IsDeskStaff, IsManagerOrReadOnly
@@ -45,6 +45,7 @@ class _SavedThroughService(viewsets.ModelViewSet):
     permission_classes = [IsDeskStaff, IsManagerOrReadOnly]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     save: Any = None
+    remove: Any = None
 
     def _write(self, request: Request, instance: Any, partial: bool) -> Response:
         body = self.get_serializer(instance, data=request.data, partial=partial)
@@ -63,7 +64,7 @@ class _SavedThroughService(viewsets.ModelViewSet):
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         try:
-            self.get_object().delete()
+            type(self).remove(self.get_object())
         except ProtectedError:
             return Response(
                 {"error": "in_use", "detail": f"this {self.noun} is used by a policy; change that policy first"},
@@ -87,6 +88,7 @@ class CalendarViewSet(_SavedThroughService):
     serializer_class = CalendarSerializer
     noun = "calendar"
     save = staticmethod(calendar_save)
+    remove = staticmethod(calendar_delete)
 
 
 @extend_schema_view(
@@ -101,3 +103,4 @@ class PolicyViewSet(_SavedThroughService):
     serializer_class = PolicySerializer
     noun = "policy"
     save = staticmethod(policy_save)
+    remove = staticmethod(policy_delete)

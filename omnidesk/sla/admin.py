@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin
 
 from .models import Calendar, Policy
-from .services import calendar_save, policy_save
+from .services import calendar_delete, calendar_save, policy_delete, policy_save
 from .validation import Invalid, calendar_problems, policy_problems
 
 
@@ -47,6 +47,13 @@ class CalendarAdmin(admin.ModelAdmin):
     def save_model(self, request: Any, obj: Calendar, form: Any, change: bool) -> None:
         calendar_save(calendar=obj)  # validated again and open tickets recomputed
 
+    def delete_model(self, request: Any, obj: Calendar) -> None:
+        calendar_delete(obj)
+
+    def delete_queryset(self, request: Any, queryset: Any) -> None:
+        for calendar in queryset:
+            calendar_delete(calendar)
+
 
 @admin.register(Policy)
 class PolicyAdmin(admin.ModelAdmin):
@@ -54,6 +61,13 @@ class PolicyAdmin(admin.ModelAdmin):
     list_display = ["name", "position", "active", "calendar", "warn_at_percent"]
     list_editable = ["position", "active"]
     ordering = ["position", "pk"]
+
+    def delete_model(self, request: Any, obj: Policy) -> None:
+        policy_delete(obj)
+
+    def delete_queryset(self, request: Any, queryset: Any) -> None:
+        for policy in queryset:
+            policy_delete(policy)
 
     def save_model(self, request: Any, obj: Policy, form: Any, change: bool) -> None:
         try:

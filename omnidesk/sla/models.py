@@ -43,3 +43,20 @@ class Policy(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class RecomputeRequest(models.Model):
+    """The one row that makes "recompute every open ticket" durable (a policy or calendar changed).
+
+    Written in the same transaction as the change, so a nudge the broker loses is found by the SLA
+    sweep: `requested_at` later than `done_for` means a recompute is owed.
+    """
+
+    requested_at = models.DateTimeField(null=True, blank=True)
+    #: the `requested_at` the last finished recompute started from (it covers every change until then)
+    done_for = models.DateTimeField(null=True, blank=True)
+    #: written by a running recompute with each batch; None when none runs
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(pk=1), name="sla_recompute_request_singleton")]

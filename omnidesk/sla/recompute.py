@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from omnidesk.broker import nudge
 from omnidesk.tickets.models import Message, Ticket, TicketEvent
 
 from .businesstime import BusinessCalendar
-from .models import Policy
+from .models import Policy, RecomputeRequest
 from .services import _SLA_FIELDS, STOPPED, Announcement, _clocks, _first_match, announcement_event, business_calendar
+
+#: how long an owed recompute may go unstarted (or a started one without a batch) before the sweep nudges it again
+RECOMPUTE_GRACE_S = 120
 
 #: what the clocks read, and the facts every policy condition may ask for
 _COLUMNS = (
@@ -89,8 +93,12 @@ class _Chooser:
         return self.calendars[key]
 
 
-def open_tickets_recompute(*, batch: int = 1000, now: datetime | None = None) -> int:
-    """Recompute every ticket that is not solved or closed; returns how many (`now`: tests fix the clock)."""
+def open_tickets_recompute(
+    *, batch: int = 1000, now: datetime | None = None, each_batch: Callable[[], None] | None = None
+) -> int:
+    """Recompute every ticket that is not solved or closed; returns how many (`now`: tests fix the clock).
+
+    `each_batch` runs inside each batch's transaction (the request's heartbeat)."""
     chooser = _Chooser(list(Policy.objects.filter(active=True).select_related("calendar").order_by("position", "pk")))
     names = chooser.fetch()
     done, last = 0, 0
@@ -103,10 +111,59 @@ def open_tickets_recompute(*, batch: int = 1000, now: datetime | None = None) ->
                 announced += [(row.pk, a) for a in _recompute_row(row, chooser, at)]
             sla_fields_write([row for row in rows if row.written() != row.before])
             announcements_record(announced)
+            if each_batch is not None:
+                each_batch()
         if not rows:
             return done
         done += len(rows)
         last = rows[-1].pk
+
+
+def recompute_request() -> None:
+    """Owe a recompute of every open ticket: call in the transaction that changes a policy or calendar.
+
+    The nudge after the commit starts it at once; if the broker loses it, `recompute_if_owed` (the
+    SLA sweep) finds the request in the database."""
+    from .tasks import recompute_open_tickets
+
+    RecomputeRequest.objects.update_or_create(pk=1, defaults={"requested_at": timezone.now()})
+    transaction.on_commit(lambda: nudge(recompute_open_tickets))
+
+
+def recompute_requested(*, batch: int = 1000) -> int:
+    """Run the owed recompute (the actor): every change requested before it starts is covered."""
+    mark, _ = RecomputeRequest.objects.get_or_create(pk=1)
+    started_for = mark.requested_at
+
+    def heartbeat() -> None:
+        RecomputeRequest.objects.filter(pk=1).update(heartbeat_at=timezone.now())
+
+    heartbeat()
+    done = open_tickets_recompute(batch=batch, each_batch=heartbeat)
+    finished = RecomputeRequest.objects.filter(pk=1)
+    if started_for is not None:  # never move done_for back: a slower, older run may finish last
+        finished = finished.filter(Q(done_for__isnull=True) | Q(done_for__lt=started_for))
+        finished.update(done_for=started_for, heartbeat_at=None)
+    else:
+        finished.update(heartbeat_at=None)
+    return done
+
+
+def recompute_if_owed(*, now: datetime | None = None) -> bool:
+    """Nudge the recompute again when one is owed and nothing has run it (the broker lost the nudge,
+    or the worker died): requested over `RECOMPUTE_GRACE_S` ago and no heartbeat for as long."""
+    from .tasks import recompute_open_tickets
+
+    now = now or timezone.now()
+    quiet = now - timedelta(seconds=RECOMPUTE_GRACE_S)
+    owed = RecomputeRequest.objects.filter(
+        Q(done_for__isnull=True) | Q(done_for__lt=F("requested_at")),
+        Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=quiet),
+        pk=1, requested_at__lt=quiet,
+    ).exists()
+    if owed:
+        nudge(recompute_open_tickets)
+    return owed
 
 
 def _open_rows(names: tuple[str, ...], *, after: int, limit: int) -> Any:

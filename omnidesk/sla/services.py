@@ -14,7 +14,6 @@ import holidays as holiday_data
 from django.db import transaction
 from django.utils import timezone
 
-from omnidesk.broker import nudge
 from omnidesk.reports.facts import report_facts_refresh
 from omnidesk.tickets.models import Message, Ticket, TicketEvent
 
@@ -298,9 +297,17 @@ def calendar_save(*, calendar: Calendar | None = None, **fields: object) -> Cale
     )
     if problems:
         raise Invalid(problems)
-    calendar.save()
-    transaction.on_commit(_recompute_later)
+    with transaction.atomic():
+        calendar.save()
+        _recompute_owed()
     return calendar
+
+
+def calendar_delete(calendar: Calendar) -> None:
+    """Delete a calendar no policy uses (ProtectedError otherwise); open tickets are recomputed."""
+    with transaction.atomic():
+        calendar.delete()
+        _recompute_owed()
 
 
 def policy_save(*, policy: Policy | None = None, **fields: object) -> Policy:
@@ -313,15 +320,24 @@ def policy_save(*, policy: Policy | None = None, **fields: object) -> Policy:
     problems = policy_problems(conditions=policy.conditions, targets=policy.targets, warn_at_percent=policy.warn_at_percent)
     if problems:
         raise Invalid(problems)
-    policy.save()
-    transaction.on_commit(_recompute_later)
+    with transaction.atomic():
+        policy.save()
+        _recompute_owed()
     return policy
 
 
-def _recompute_later() -> None:
-    from .tasks import recompute_open_tickets
+def policy_delete(policy: Policy) -> None:
+    """Delete a policy; its tickets get the next matching one (or none) when open tickets are recomputed."""
+    with transaction.atomic():
+        policy.delete()
+        _recompute_owed()
 
-    nudge(recompute_open_tickets)
+
+def _recompute_owed() -> None:
+    """Recompute every open ticket in the background, durably (the sweep runs it if the nudge is lost)."""
+    from .recompute import recompute_request
+
+    recompute_request()
 
 
 def sla_recompute_open(*, batch: int = 1000) -> int:
@@ -347,6 +363,7 @@ def sla_remaining(ticket: Ticket, now: datetime | None = None) -> dict[str, dict
 
 __all__ = [
     "business_calendar", "policy_for_ticket", "sla_recompute", "sla_customer_message", "sla_agent_response",
-    "sla_sweep", "sla_remaining", "sla_recompute_open", "calendar_save", "policy_save", "Announcement",
+    "sla_sweep", "sla_remaining", "sla_recompute_open", "calendar_save", "calendar_delete", "policy_save",
+    "policy_delete", "Announcement",
     "policies_loaded_once",
 ]
