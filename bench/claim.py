@@ -94,7 +94,9 @@ def reuse(tickets: int, agents: int) -> list[tuple[int, str]] | None:
     return people
 
 
-def phase_service(users: list[int], *, seconds: float) -> tuple[list[float], list[int], float]:
+def phase_service(users: list[int], *, seconds: float, database: str) -> tuple[list[float], list[int], float, float]:
+    """Latencies, claimed ids, seconds, and the PostgreSQL CPU of the threads' backends (sampled
+    before they disconnect: a closed backend's CPU can no longer be read)."""
     from django.contrib.auth import get_user_model
     from django.db import connection
 
@@ -103,11 +105,13 @@ def phase_service(users: list[int], *, seconds: float) -> tuple[list[float], lis
     people = list(get_user_model().objects.select_related("agent").filter(pk__in=users))
     latencies: list[list[float]] = [[] for _ in people]
     claimed: list[list[int]] = [[] for _ in people]
-    barrier = threading.Barrier(len(people) + 1)
-    stop = threading.Event()
+    connected, barrier, finished = (threading.Barrier(len(people) + 1) for _ in range(3))
+    stop, sampled = threading.Event(), threading.Event()
 
     def work(n: int) -> None:
         try:
+            connection.ensure_connection()
+            connected.wait()
             barrier.wait()
             while not stop.is_set():
                 t0 = time.perf_counter()
@@ -117,19 +121,26 @@ def phase_service(users: list[int], *, seconds: float) -> tuple[list[float], lis
                     return
                 claimed[n].append(ticket.pk)
         finally:
+            finished.wait()
+            sampled.wait()
             connection.close()
 
     threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(len(people))]
     for t in threads:
         t.start()
+    connected.wait()
+    pg0 = postgres_cpu_seconds(database)
     barrier.wait()
     began = time.perf_counter()
     time.sleep(seconds)
     stop.set()
+    finished.wait()
+    elapsed = time.perf_counter() - began
+    pg = _pg_cpu_since(pg0, database)
+    sampled.set()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - began
-    return [x for xs in latencies for x in xs], [x for xs in claimed for x in xs], elapsed
+    return [x for xs in latencies for x in xs], [x for xs in claimed for x in xs], elapsed, pg
 
 
 async def _client(port: int, token: str, deadline: float, lat: list[float], got: list[int], bad: Counter) -> None:
@@ -202,9 +213,9 @@ def main() -> None:
 
     database = url.rsplit("/", 1)[-1]
     say(f"phase A: the service, {args.agents} threads, {args.seconds:g}s")
-    pg0, cpu0 = postgres_cpu_seconds(database), time.process_time()
-    s_lat, s_got, s_elapsed = phase_service([u for u, _ in people], seconds=args.seconds)
-    s_cpu = {"python": time.process_time() - cpu0, "postgres": _pg_cpu_since(pg0, database)}
+    cpu0 = time.process_time()
+    s_lat, s_got, s_elapsed, s_pg = phase_service([u for u, _ in people], seconds=args.seconds, database=database)
+    s_cpu = {"python": time.process_time() - cpu0, "postgres": s_pg}
 
     port = free_port()
     pool = str(args.pool if args.interface == "asgi" else 0)

@@ -7,8 +7,9 @@ other; on SQLite the IMMEDIATE transaction mode serializes writers, which is equ
 The partial index `routing_ticket_claimable` (migration routing 0003) holds exactly the
 claimable rows in this order, so a claim reads one index entry, however many were claimed.
 On PostgreSQL a claim is ONE statement (pick and lock, capacity check, assign, audit event, the
-related rows the API shows), prepared once per connection; its live update needs no further
-query (the claim returns the ticket's group).
+related rows the API shows), prepared once per connection, and so is a claim that finds nothing
+or an agent at capacity; its live update needs no further query (the claim returns the ticket's
+group).
 """
 
 from __future__ import annotations
@@ -82,19 +83,17 @@ def queue_claim_next(*, user: Any) -> Ticket | None:
     Raises AtCapacity when they already hold `capacity` open tickets.
     """
     agent = getattr(user, "agent", None)
-    if connection.vendor == "postgresql":
-        ticket = _claim_in_one_statement(user=user, agent=agent)
-    else:
-        ticket = _claim_locked(user=user, agent=agent)
+    claim = _claim_in_one_statement if connection.vendor == "postgresql" else _claim_locked
+    ticket = claim(user=user, agent=agent)
     if ticket is None:
-        if agent is not None and agent_load(user=user) >= agent.capacity:
-            raise AtCapacity(
-                f"you already have {agent.capacity} open ticket(s), your capacity; solve or hand one over first"
-            )
         return None
     team = {ticket.pk: ticket.group_id}
     transaction.on_commit(lambda: live.tickets_changed({ticket.pk: "claimed"}, teams=team))
     return ticket
+
+
+def _at_capacity(agent: Agent) -> AtCapacity:
+    return AtCapacity(f"you already have {agent.capacity} open ticket(s), your capacity; solve or hand one over first")
 
 
 def _claim_note(user: Any) -> str:
@@ -105,7 +104,7 @@ def _claim_locked(*, user: Any, agent: Agent | None) -> Ticket | None:
     """The portable claim: lock, check capacity, assign, record (SQLite: IMMEDIATE serializes writers)."""
     with transaction.atomic():
         if agent is not None and agent_load(user=user) >= agent.capacity:
-            return None
+            raise _at_capacity(agent)
         qs = Ticket.objects.filter(status__in=CLAIMABLE, assignee__isnull=True)
         if not user_is_manager(user):
             # the agent's groups as a subquery: one round trip fewer per claim
@@ -133,8 +132,10 @@ def _claim_locked(*, user: Any, agent: Agent | None) -> Ticket | None:
 def _claim_sql(*, scoped: bool, skills: int, capped: bool) -> str:
     """One statement (PostgreSQL): pick and lock the first claimable row in queue order (the
     routing_ticket_claimable index), assign it unless the agent is at capacity, record the event.
-    Parameters in order: [user, skills…] user, now, [user, capacity] now, user, new, note.
-    It writes the same event row as ticket_event_record (which has no other effect)."""
+    Parameters in order: [user, skills…] user, now, [user, capacity] now, user, new, note, [user, capacity].
+    It writes the same event row as ticket_event_record (which has no other effect). It always
+    returns one row: the ticket's columns are NULL when nothing was claimed, and the last column
+    then tells whether the agent is at capacity (counted only in that case)."""
     ticket, event = Ticket._meta.db_table, TicketEvent._meta.db_table
     scope = ""
     if scoped:
@@ -145,10 +146,9 @@ def _claim_sql(*, scoped: bool, skills: int, capped: bool) -> str:
             f" AND {_skills_sql(skills)}"
         )
     held = ", ".join(f"'{s}'" for s in LOAD_STATUSES)
-    cap = (
-        f" AND (SELECT count(*) FROM {ticket} held WHERE held.assignee_id = %s AND held.status IN ({held})) < %s"
-        if capped else ""
-    )
+    load = f"(SELECT count(*) FROM {ticket} held WHERE held.assignee_id = %s AND held.status IN ({held}))"
+    cap = f" AND {load} < %s" if capped else ""
+    full = f"CASE WHEN claimed.id IS NULL THEN {load} >= %s END" if capped else "NULL"
     columns = ", ".join(f'"{ticket}"."{f.column}"' for f in Ticket._meta.concrete_fields)
     claimable = ", ".join(f"'{s}'" for s in CLAIMABLE)
     return (
@@ -160,7 +160,8 @@ def _claim_sql(*, scoped: bool, skills: int, capped: bool) -> str:
         f' WHERE "{ticket}"."id" = picked.id{cap} RETURNING {columns}),'
         f' logged AS (INSERT INTO "{event}" (ticket_id, at, actor, actor_user_id, action, field, old, new, message_id, note)'
         f" SELECT id, %s, '{TicketEvent.Actor.AGENT}', %s, 'claimed', 'assignee', NULL, %s::jsonb, NULL, %s FROM claimed)"
-        f" SELECT claimed.*, {_related_columns()} FROM claimed {_related_joins()}"
+        f" SELECT claimed.*, {_related_columns()}, {full} FROM (VALUES (1)) AS one(x)"
+        f" LEFT JOIN claimed ON true {_related_joins()}"
     )
 
 
@@ -176,8 +177,7 @@ def _related_joins() -> str:
     joins = []
     for name, alias in _RELATED:
         field = Ticket._meta.get_field(name)
-        kind = "LEFT JOIN" if field.null else "JOIN"
-        joins.append(f'{kind} "{field.related_model._meta.db_table}" {alias} ON {alias}.id = claimed."{field.column}"')
+        joins.append(f'LEFT JOIN "{field.related_model._meta.db_table}" {alias} ON {alias}.id = claimed."{field.column}"')
     return " ".join(joins)
 
 
@@ -189,7 +189,8 @@ def _ticket_from_row(row: Sequence[Any]) -> Ticket:
 
 
 def _claim_in_one_statement(*, user: Any, agent: Agent | None) -> Ticket | None:
-    """The claim as one autocommitted statement: one round trip, no transaction to open or close."""
+    """The claim as one autocommitted statement: one round trip, no transaction to open or close,
+    also when there is nothing to claim or the agent is at capacity."""
     scoped = not user_is_manager(user)
     skills = [SKILL_PREFIX + s for s in (agent.skills or [])] if scoped and agent is not None else []
     sql = _claim_sql(scoped=scoped, skills=len(skills), capped=agent is not None)
@@ -197,10 +198,13 @@ def _claim_in_one_statement(*, user: Any, agent: Agent | None) -> Ticket | None:
     params: list[Any] = [user.pk, *skills] if scoped else []
     params += [user.pk, now, *([user.pk, agent.capacity] if agent is not None else [])]
     params += [now, user.pk, json.dumps(user.pk), _claim_note(user)[:500]]
+    params += [user.pk, agent.capacity] if agent is not None else []
     with rows.prepared_cursor() as cursor:
         cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
+        *row, full = cursor.fetchone()
+    if row[0] is None:
+        if agent is not None and full:
+            raise _at_capacity(agent)
         return None
     ticket = _ticket_from_row(row)
     ticket.assignee = user

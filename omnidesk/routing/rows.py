@@ -49,13 +49,40 @@ def instances(row: Sequence[Any], models: Sequence[type[Model]]) -> list[Any]:
 
 
 def prepared_cursor() -> Any:
-    """A Django cursor; on PostgreSQL one binding parameters on the server, so psycopg prepares each
-    statement once per connection: with Django's client-side binding PostgreSQL plans it on every call."""
+    """A Django cursor; on PostgreSQL one binding parameters on the server and preparing each
+    statement the first time a connection runs it: PostgreSQL then plans it once, not on every call.
+
+    Django opens connections with psycopg's preparing off (prepare_threshold None, for
+    transaction-mode poolers), and psycopg then ignores even prepare=True: the claim was planned
+    on every call, ~1 ms of PostgreSQL CPU (docs/benchmarks.md). So the connection's threshold
+    becomes "never on its own" and these cursors ask for preparing; other server-binding cursors
+    on the connection (the parity report's) still never prepare. A deployment behind such a
+    pooler sets OPTIONS["prepare_threshold"] and that choice is kept."""
     if connection.vendor != "postgresql":
         return connection.cursor()
     import psycopg
 
     connection.ensure_connection()
+    raw_connection = connection.connection
+    prepare = "prepare_threshold" not in connection.settings_dict["OPTIONS"]
+    if prepare and raw_connection.prepare_threshold is None:
+        raw_connection.prepare_threshold = _NEVER_ON_ITS_OWN
     with connection.wrap_database_errors:
-        raw = psycopg.Cursor(connection.connection)
+        raw = (_preparing_cursor() if prepare else psycopg.Cursor)(raw_connection)
     return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+
+
+#: a psycopg prepare_threshold no statement reaches: only an explicit prepare=True prepares
+_NEVER_ON_ITS_OWN = 2**31 - 1
+
+
+@functools.cache
+def _preparing_cursor() -> type:
+    """psycopg's Cursor, asking to prepare every statement it runs."""
+    import psycopg
+
+    class PreparingCursor(psycopg.Cursor):  # type: ignore[type-arg]
+        def execute(self, query: Any, params: Any = None, *, prepare: bool | None = None, **kwargs: Any) -> Any:
+            return super().execute(query, params, prepare=True if prepare is None else prepare, **kwargs)
+
+    return PreparingCursor

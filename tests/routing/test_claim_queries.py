@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -94,23 +94,102 @@ def test_capacity_is_checked_inside_the_claim(api_account, agent):
 
 def test_a_claim_is_broadcast_to_managers_and_the_team(api_account, agent, django_capture_on_commit_callbacks):
     (ticket,) = _tickets(api_account, 1)
-    layer = get_channel_layer()
-    managers = async_to_sync(layer.new_channel)()
-    team = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(live.MANAGERS, managers)
-    async_to_sync(layer.group_add)(live.group_for_team(ticket.group_id), team)
     user = _fresh(agent)
-    with django_capture_on_commit_callbacks(execute=True):
-        queue_claim_next(user=user)
 
-    async def receive(channel):
+    def claim() -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            queue_claim_next(user=user)
+
+    async def listen_and_claim() -> list[dict]:
+        # one loop for the whole exchange: the Pub/Sub layer keeps a loop's channels to that loop
         import asyncio
 
-        return await asyncio.wait_for(layer.receive(channel), timeout=5)
+        layer = get_channel_layer()
+        groups = [live.MANAGERS, live.group_for_team(ticket.group_id)]
+        channels = [await layer.new_channel() for _ in groups]
+        for group, channel in zip(groups, channels):
+            await layer.group_add(group, channel)
+        try:
+            await sync_to_async(claim)()
+            return [await asyncio.wait_for(layer.receive(channel), timeout=5) for channel in channels]
+        finally:
+            for group, channel in zip(groups, channels):
+                await layer.group_discard(group, channel)
 
+    assert async_to_sync(listen_and_claim)() == [live.tickets_payload({ticket.pk: "claimed"})] * 2
+
+
+def test_a_claim_that_finds_nothing_is_one_statement_too(api_account, agent):
+    user = _fresh(agent)
+    with CaptureQueriesContext(connection) as queries:
+        assert queue_claim_next(user=user) is None
+    # the claim itself says whether the agent is at capacity: no count after it
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 4), [q["sql"][:80] for q in queries]
+    token = Token.objects.create(user=agent).key
+    assert APIClient(HTTP_AUTHORIZATION=f"Token {token}").post("/api/v1/queue/next/").status_code == 204
+
+
+def test_an_agent_at_capacity_is_refused_in_one_statement(api_account, agent):
+    first, second = _tickets(api_account, 2)
+    Agent.objects.filter(user=agent).update(capacity=1)
+    user = _fresh(agent)
+    queue_claim_next(user=user)
+    with CaptureQueriesContext(connection) as queries, pytest.raises(AtCapacity, match="1 open ticket"):
+        queue_claim_next(user=user)
+    # SQLite: the count inside a savepoint, rolled back and released
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 4), [q["sql"][:80] for q in queries]
+    assert Ticket.objects.get(pk=second.pk).assignee_id is None
+    Ticket.objects.filter(pk=first.pk).update(status="solved")  # no longer held: room for one more
+    assert queue_claim_next(user=user).pk == second.pk
+    body = APIClient(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=agent).key}").post("/api/v1/queue/next/")
+    assert body.status_code == 409 and body.json()["error"] == "at_capacity"
+
+
+def _claim_runs_prepared() -> tuple[int, int]:
+    """(prepared claim statements, their runs) on this connection."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), coalesce(sum(generic_plans + custom_plans), 0) FROM pg_prepared_statements"
+            " WHERE statement LIKE 'WITH picked%%'"
+        )
+        return tuple(cursor.fetchone())
+
+
+def test_the_claim_is_planned_once_per_connection(postgres, api_account, agent):
+    _tickets(api_account, 8)
+    user = _fresh(agent)
+    queue_claim_next(user=user)
+    statements, runs = _claim_runs_prepared()
+    for _ in range(6):
+        queue_claim_next(user=user)
+    assert _claim_runs_prepared() == (statements, runs + 6)  # the same prepared statement, run six more times
+
+
+def test_only_the_claim_and_the_token_read_prepare_on_the_connection(postgres, api_account, agent):
+    """Other server-binding cursors (the parity report's) keep Django's no-preparing default."""
+    import psycopg
+
+    _tickets(api_account, 1)
+    queue_claim_next(user=_fresh(agent))
+    with psycopg.Cursor(connection.connection) as cursor:
+        for _ in range(8):
+            cursor.execute("SELECT %s::int + 41 AS answer", [1])
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%answer%%'")
+        assert cursor.fetchone() == (0,)
+    assert _claim_runs_prepared()[0] >= 1
+
+
+def test_settings_that_turn_preparing_off_are_kept(postgres, api_account, agent):
+    """Behind a transaction-mode pooler a deployment sets OPTIONS["prepare_threshold"] = None."""
+    _tickets(api_account, 3)
+    user = _fresh(agent)
+    queue_claim_next(user=user)
+    before = _claim_runs_prepared()
+    connection.settings_dict["OPTIONS"]["prepare_threshold"] = None
+    connection.connection.prepare_threshold = None  # as a connection opened with that setting
     try:
-        for channel in (managers, team):
-            assert async_to_sync(receive)(channel) == live.tickets_payload({ticket.pk: "claimed"})
+        queue_claim_next(user=user)
+        queue_claim_next(user=user)
+        assert _claim_runs_prepared() == before
     finally:
-        async_to_sync(layer.group_discard)(live.MANAGERS, managers)
-        async_to_sync(layer.group_discard)(live.group_for_team(ticket.group_id), team)
+        del connection.settings_dict["OPTIONS"]["prepare_threshold"]
