@@ -48,6 +48,7 @@ from omnidesk.devtools.procs import Proc, start_scheduler
 from omnidesk.devtools.traffic import Conn, Listener, http_request, quiet, session_for
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/omnidesk_bench_load"
+PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
 GROUPS = ("Support", "Social")
 #: channel kind → the group its tickets land in
 GROUP_OF = {"api": "Support", "email": "Support", "phone": "Support", "twitter": "Social", "facebook": "Social"}
@@ -261,21 +262,43 @@ async def agent(port: int, group: str, token: str, until: float, think: float, t
 
 
 class Memory(threading.Thread):
-    """Peak RSS of every server process, and of all of them together, sampled every second."""
+    """Peak RSS of every server process, and of all of them together, sampled every second.
+
+    The pids are found once (a scan of /proc per process group, on a machine with hundreds of
+    processes, was a fifth of the generator's samples, holding the GIL its event loop needs, and
+    the generator's clock measures websocket delivery); a group's new pids are looked for again
+    only when one of the known ones has gone."""
 
     def __init__(self, procs: list[Proc]) -> None:
         super().__init__(daemon=True, name="rss")
         self.procs, self.stop, self.peak, self.peak_total = procs, threading.Event(), {}, 0.0
 
     def run(self) -> None:
+        pids: dict[str, list[int]] = {}
         while not self.stop.wait(1.0):
             total = 0.0
             for proc in self.procs:
-                for pid, rss in proc.rss_mb().items():
+                rss = _rss_mb(pids.get(proc.name, []))
+                if proc.name not in pids or len(rss) < len(pids[proc.name]):
+                    rss = proc.rss_mb()
+                    pids[proc.name] = list(rss)
+                for pid, mb in rss.items():
                     key = f"{proc.name}[{pid}]"
-                    self.peak[key] = max(self.peak.get(key, 0.0), rss)
-                    total += rss
+                    self.peak[key] = max(self.peak.get(key, 0.0), mb)
+                    total += mb
             self.peak_total = max(self.peak_total, total)
+
+
+def _rss_mb(pids: list[int]) -> dict[int, float]:
+    """RSS of these processes (those still alive), from /proc/<pid>/statm."""
+    found = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                found[pid] = int(f.read().split()[1]) * PAGE_MB
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -328,8 +351,10 @@ def main() -> None:
     ap.add_argument("--broker", default=os.environ.get("OMNIDESK_BENCH_BROKER_URL", "redis://127.0.0.1:6379/2"),
                     help="dramatiq broker (flushed), default redis://127.0.0.1:6379/2")
     ap.add_argument("--channel-layer", default=os.environ.get("REDIS_URL", ""), help="Redis URL (default $REDIS_URL)")
-    ap.add_argument("--layer", choices=["core", "pubsub"], default=os.environ.get("OMNIDESK_CHANNEL_LAYER", "core"),
-                    help="OMNIDESK_CHANNEL_LAYER: channels_redis' core layer (default) or its pub/sub layer")
+    ap.add_argument("--layer", choices=["core", "pubsub"], default=os.environ.get("OMNIDESK_CHANNEL_LAYER", "pubsub"),
+                    help="OMNIDESK_CHANNEL_LAYER: channels_redis' pub/sub layer (default) or its core layer")
+    ap.add_argument("--ws-deflate", action="store_true",
+                    help="let websockets negotiate permessage-deflate (uvicorn's default; off in Procfile/compose)")
     ap.add_argument("--web-workers", type=int, default=2)
     ap.add_argument("--worker-processes", type=int, default=2)
     ap.add_argument("--worker-threads", type=int, default=2)
@@ -354,7 +379,8 @@ def main() -> None:
     port = free_port()
     common = {"DATABASE_URL": url, "DRAMATIQ_BROKER_URL": args.broker, "REDIS_URL": args.channel_layer,
               "OMNIDESK_CHANNEL_LAYER": args.layer}
-    web_env = child_env(**common, DATABASE_POOL_MAX_SIZE="10")
+    web_env = child_env(**common, DATABASE_POOL_MAX_SIZE="10",
+                        UVICORN_WS_PER_MESSAGE_DEFLATE="true" if args.ws_deflate else "false")
     procs = [start_server(port=port, workers=args.web_workers, env=web_env),
              start_workers(processes=args.worker_processes, threads=args.worker_threads, env=child_env(**common)),
              start_scheduler(database_url=url, broker_url=args.broker, REDIS_URL=args.channel_layer,
@@ -420,7 +446,8 @@ def main() -> None:
         ("peak RSS", f"{figures['rss_mb']} MiB in total; " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(memory.peak.items()))),
         ("errors", f"{errors} {dict(tally.errors) or ''}"),
         ("setup", f"{args.web_workers} uvicorn (asgi), {args.worker_processes}×{args.worker_threads} workers, "
-                  f"broker {args.broker.split('://')[0]}, channel layer {args.layer}"),
+                  f"broker {args.broker.split('://')[0]}, channel layer {args.layer}, "
+                  f"websocket deflate {'on' if args.ws_deflate else 'off'}"),
         ("load average (1 min)", f"{load0:.2f} at the start, {load1:.2f} at the end, on {os.cpu_count()} CPUs"),
     ]
     report("bench/load.py", lines, figures, as_json=args.json)

@@ -107,9 +107,10 @@ if REDIS_URL:
                     "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
                                "capacity": 10_000}}
     }
-    if env("OMNIDESK_CHANNEL_LAYER", default="core") == "pubsub":
+    if env("OMNIDESK_CHANNEL_LAYER", default="pubsub") == "pubsub":
         # One PUBLISH per group send, fanned out to the sockets inside each web process, instead of
-        # one queued copy per socket read back one by one (docs/deploy.md: many agents' websockets).
+        # one queued copy per socket read back one by one: the core layer's reads were a third of the
+        # web processes' CPU and its backlog lost updates (docs/benchmarks.md, bench/load.py).
         CHANNEL_LAYERS["default"]["BACKEND"] = "channels_redis.pubsub.RedisPubSubChannelLayer"
         # Pub/Sub channels ignore the database number: the prefix keeps two desks on one Redis apart.
         CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "omnidesk-" + (REDIS_URL.split("?")[0].split("/", 3)[3:] or ["0"])[0]

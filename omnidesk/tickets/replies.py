@@ -119,7 +119,8 @@ def reply_create(
 
     now = timezone.now()
     with transaction.atomic():
-        ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        # the SLA policies' "channels" condition reads the origin account: joined, not a query of its own
+        ticket = Ticket.objects.select_for_update(of=("self",)).select_related("origin_account").get(pk=ticket.pk)
         message = Message.objects.create(
             ticket=ticket,
             account=account,

@@ -109,6 +109,9 @@ class TicketConsumer(LiveConsumer):
             await self.close(code=4404)
             return
         self.user_id, self.name = who
+        # each agent's last state told to this page: a repeat changes nothing on it. On the Pub/Sub layer
+        # a socket that joins just after a newcomer's announcement still gets it, and answers it twice.
+        self.told: dict[int, str] = {}
         self.group = live.group_for_ticket(self.ticket_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -149,8 +152,9 @@ class TicketConsumer(LiveConsumer):
                 event["reply_to"],
                 live.ticket_presence_payload(ticket_id=self.ticket_id, user_id=self.user_id, name=self.name, state="viewing"),
             )
-        if event["user"] == self.user_id:
+        if event["user"] == self.user_id or self.told.get(event["user"]) == event["state"]:
             return
+        self.told[event["user"]] = event["state"]
         await self.send_json({"event": "presence", "user": event["user"], "name": event["name"], "state": event["state"]})
 
     async def ticket_changed(self, event: dict) -> None:

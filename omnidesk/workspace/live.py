@@ -6,9 +6,8 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable
 
-from asgiref.sync import SyncToAsync, async_to_sync
+from asgiref.sync import SyncToAsync
 from channels.layers import get_channel_layer
 
 log = logging.getLogger(__name__)
@@ -56,15 +55,11 @@ def tickets_changed(changes: dict[int, str], *, teams: dict[int, int | None] | N
     """Tell every agent who may see these tickets. Never raises: live updates are best effort.
 
     One message per group for the whole batch (managers, each team), plus one per ticket for its
-    page. `teams` (ticket → group id) saves looking them up. Sent from the caller's own thread
-    (_deliver): a background sender, one loop running in another thread for every caller, was
-    tried for claims and hung later loops on channels_redis' per-process layer
-    (tests/workspace/test_sockets.py after a claim)."""
+    page. `teams` (ticket → group id) saves looking them up. Where the sends run: _deliver."""
     from omnidesk.tickets.models import Ticket
 
     try:
-        layer = get_channel_layer()
-        if layer is None or not changes:
+        if get_channel_layer() is None or not changes:
             return
         if teams is None or not changes.keys() <= teams.keys():
             teams = dict(Ticket.objects.filter(pk__in=list(changes)).values_list("pk", "group_id"))
@@ -75,14 +70,7 @@ def tickets_changed(changes: dict[int, str], *, teams: dict[int, int | None] | N
         sends = [(MANAGERS, tickets_payload(changes))]
         sends += [(group_for_team(team), tickets_payload(team_changes)) for team, team_changes in by_team.items()]
         sends += [(group_for_ticket(ticket_id), ticket_payload(ticket_id, change)) for ticket_id, change in changes.items()]
-
-        async def send_all() -> None:
-            for group, payload in sends:
-                await layer.group_send(group, payload)
-
-        # One event loop for the whole batch: channels_redis keeps its connections per loop, so
-        # one hop per send opened a Redis connection each time (measured: 18 → 10 ms CPU per event).
-        _deliver(send_all)
+        _deliver(sends)
     except Exception as exc:  # noqa: BLE001
         log.warning("live update of %d ticket(s) not delivered: %s", len(changes), exc)
 
@@ -97,44 +85,86 @@ def incidents_changed(incident_ids: set[int]) -> None:
     from omnidesk.routing.models import Group
 
     try:
-        layer = get_channel_layer()
-        if layer is None or not incident_ids:
+        if get_channel_layer() is None or not incident_ids:
             return
         groups = [MANAGERS] + [group_for_team(g) for g in Group.objects.values_list("pk", flat=True)]
-
-        async def send_all() -> None:
-            for incident_id in sorted(incident_ids):
-                for group in groups:
-                    await layer.group_send(group, incident_payload(incident_id))
-
-        _deliver(send_all)
+        _deliver([(group, incident_payload(incident_id)) for incident_id in sorted(incident_ids) for group in groups])
     except Exception as exc:  # noqa: BLE001
         log.warning("live update of %d incident(s) not delivered: %s", len(incident_ids), exc)
 
 
 _thread = threading.local()
 
+#: a web process's sends from its request threads wait this long on the server's loop for the other
+#: requests' to join them, merged into one message per group
+SEND_BATCH_S = 0.02
 
-def _deliver(send_all: Callable[[], Awaitable[None]]) -> None:
-    """Run the sends from sync code, on a loop that already holds the layer's Redis connections.
+#: each server loop's sends waiting for SEND_BATCH_S (an entry only while a batch waits)
+_batches: dict[asyncio.AbstractEventLoop, list[tuple[str, dict]]] = {}
+#: the batches being sent: the loop keeps only weak references to its tasks
+_sending: set[asyncio.Task] = set()
 
-    In a request, async_to_sync hops onto the server's own loop. A plain thread (a dramatiq
-    worker, a command) has no such loop, and async_to_sync would start a thread and a loop, open
-    a Redis connection and close it all again on every call: 7 of the 8 ms CPU of a claim in
-    bench/claim.py. Such a thread keeps one loop of its own, idle between calls and only ever
-    run from that thread, so channels_redis' per-loop connections are reused.
+
+def _deliver(sends: list[tuple[str, dict]]) -> None:
+    """Send (group, payload) pairs from sync code, on a loop that already holds the layer's Redis connections.
+
+    In a request the server's own loop sends them and the request does not wait: it had blocked
+    until the loop, busy feeding the websockets, got round to it, holding its database connection
+    all the while (bench/load.py); a batch per SEND_BATCH_S also merges every request's changes
+    into one message per group. A plain thread (a dramatiq worker, a command) has no such loop, and
+    async_to_sync would start a thread and a loop, open a Redis connection and close it all again
+    on every call: 7 of the 8 ms CPU of a claim in bench/claim.py. Such a thread keeps one loop of
+    its own, idle between calls and only ever run from that thread, so channels_redis' per-loop
+    connections are reused; it sends at once, before returning.
     """
-    if _server_loop_running():
-        async_to_sync(send_all)()
+    server = _server_loop()
+    if server is not None:
+        server.call_soon_threadsafe(_batch, server, sends)
         return
     loop = getattr(_thread, "loop", None)
     if loop is None or loop.is_closed():
         loop = _thread.loop = asyncio.new_event_loop()
-    loop.run_until_complete(send_all())
+    loop.run_until_complete(_send(sends))
 
 
-def _server_loop_running() -> bool:
-    """Are we in sync code that an event loop of this process runs in a thread (a Django view)?"""
+def _batch(loop: asyncio.AbstractEventLoop, sends: list[tuple[str, dict]]) -> None:
+    """On the server loop: join the batch waiting there, or start one."""
+    if loop not in _batches:
+        _batches[loop] = []
+        loop.call_later(SEND_BATCH_S, _send_batch, loop)
+    _batches[loop].extend(sends)
+
+
+def _send_batch(loop: asyncio.AbstractEventLoop) -> None:
+    task = loop.create_task(_send(merged(_batches.pop(loop, []))))
+    _sending.add(task)
+    task.add_done_callback(_sending.discard)
+
+
+def merged(sends: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """One tickets.changed message per group carrying every (ticket, change) of the batch once, in order;
+    any other message once."""
+    out: dict[tuple, dict] = {}
+    for group, payload in sends:
+        if payload["type"] != "tickets.changed":
+            out.setdefault((group, *sorted(payload.items())), payload)
+            continue
+        into = out.setdefault((group, "tickets.changed"), {"type": "tickets.changed", "changes": []})
+        into["changes"] += [c for c in payload["changes"] if c not in into["changes"]]
+    return [(key[0], payload) for key, payload in out.items()]
+
+
+async def _send(sends: list[tuple[str, dict]]) -> None:
+    try:
+        layer = get_channel_layer()
+        for group, payload in sends:
+            await layer.group_send(group, payload)
+    except Exception as exc:  # noqa: BLE001 - best effort, as tickets_changed
+        log.warning("live update to %d group(s) not delivered: %s", len(sends), exc)
+
+
+def _server_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop of this process whose thread runs us (a Django view), if any."""
     main = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
     same_process = getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) == os.getpid()
-    return main is not None and same_process and main.is_running()
+    return main if main is not None and same_process and main.is_running() else None
