@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from omnidesk.plugins.contract import Author, IdentityRef
+from omnidesk.rows import rows_insert
 
 from .identities import InvalidIdentity, normalize
 from .models import Customer, Identity
@@ -117,7 +118,8 @@ def customer_resolve(
         linked = next((identity for identity in found.values() if identity is not None), None)
         customer = _survivor(linked.customer) if linked is not None else None
         if customer is None:
-            customer = Customer.objects.create(display_name=author.display_name[:200])
+            customer = Customer(display_name=author.display_name[:200])
+            rows_insert([customer])
             if known is not None:
                 known.customers_created.add(customer.pk)
         primary = Identity(
@@ -147,7 +149,7 @@ def customer_resolve(
         primary.reach_seen_at = seen_at
         changed += ["followers", "verified", "reach_seen_at"]
     if new:  # one INSERT for the primary and the `also` identities
-        Identity.objects.bulk_create(new)
+        rows_insert(new)
         for identity in new:
             if known is not None:
                 known.add(identity)

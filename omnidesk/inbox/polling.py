@@ -13,10 +13,14 @@ from django.utils import timezone
 from omnidesk.plugins.contract import Feature
 from omnidesk.plugins.errors import AuthorizationRequired, PluginError
 from omnidesk.plugins.models import ChannelAccount
-from omnidesk.plugins.services import account_plugin, channel_account_record_error, channel_account_record_success
+from omnidesk.plugins.services import (
+    account_plugin,
+    channel_account_record_error,
+    channel_account_record_success,
+)
 
 from .models import Cursor
-from .services import inbound_event_enqueue, inbound_event_store
+from .services import inbound_event_enqueue, inbound_events_store
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +66,9 @@ def account_poll(*, account: ChannelAccount, failures: int = 0) -> PollReport:
     # One commit for the whole fetch: the cursor moves with the items or not at all, and a burst
     # of mail waits for one WAL flush instead of one per mail.
     with transaction.atomic():
-        for raw in result.items:
-            event, created = inbound_event_store(account=account, raw=raw)
-            if created:
-                report.stored += 1
-                report.event_ids.append(event.pk)
-            else:
-                report.duplicates += 1
+        report.event_ids = inbound_events_store(account=account, raws=list(result.items))
+        report.stored = len(report.event_ids)
+        report.duplicates = len(result.items) - report.stored
         cursor.value = result.cursor
         cursor.not_before = now + timedelta(seconds=result.retry_after) if result.retry_after else None
         cursor.save(update_fields=["value", "not_before", "updated_at"])

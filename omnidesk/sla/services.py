@@ -78,8 +78,14 @@ def _ticket_visibility(ticket: Ticket) -> str:
     return last or "private"
 
 
-def policy_for_ticket(ticket: Ticket, policies: list[Policy] | None = None) -> tuple[Policy | None, str]:
-    """The first active policy whose conditions all hold, and why it matched (a rule's choice wins)."""
+def policy_for_ticket(
+    ticket: Ticket, policies: list[Policy] | None = None, visibility: str | None = None
+) -> tuple[Policy | None, str]:
+    """The first active policy whose conditions all hold, and why it matched (a rule's choice wins).
+
+    `visibility`: that of the ticket's last inbound message when the caller has it in hand (a
+    ticket not saved yet has no messages to ask).
+    """
     if ticket.sla_policy_override_id:
         override = ticket.sla_policy_override
         if override is not None and override.active:
@@ -89,7 +95,7 @@ def policy_for_ticket(ticket: Ticket, policies: list[Policy] | None = None) -> t
         "priority": lambda: ticket.priority,
         "groups": lambda: ticket.group_id,
         "channels": lambda: ticket.origin_account.kind if ticket.origin_account_id else "",
-        "visibility": lambda: _ticket_visibility(ticket),
+        "visibility": lambda: visibility or _ticket_visibility(ticket),
         "customer_tags": lambda: sorted(set(ticket.tags) | set(ticket.customer.tags if ticket.customer_id else [])),
     }
     return _first_match(policies if policies is not None else Policy.objects.filter(active=True).select_related("calendar"), lookups)
@@ -131,13 +137,14 @@ def sla_recompute(
     save: bool = True,
     policies: list[Policy] | None = None,
     also_save: list[str] = (),  # type: ignore[assignment]
+    visibility: str | None = None,
 ) -> list[Announcement]:
     """Recompute every deadline of `ticket` and announce warnings/breaches that are now due.
 
     `also_save` names other ticket fields the caller changed, written in the same UPDATE.
     """
     now = now or timezone.now()
-    policy, reason = policy_for_ticket(ticket, policies if policies is not None else _cached_policies.get())
+    policy, reason = policy_for_ticket(ticket, policies if policies is not None else _cached_policies.get(), visibility)
     ticket.sla_policy = policy
     ticket.sla_reason = reason[:300]
     fresh = _clocks(ticket, policy, business_calendar(policy.calendar if policy else None), now)
@@ -238,6 +245,14 @@ def sla_customer_message(*, ticket: Ticket, at: datetime, also_save: list[str] =
         ticket.awaiting_response_since = at
         fields.append("awaiting_response_since")
     return sla_recompute(ticket=ticket, also_save=fields)
+
+
+def sla_ticket_opened(*, ticket: Ticket, message: Message) -> list[Announcement]:
+    """The deadlines of a ticket not saved yet, opened by the customer's `message`, set in memory so
+    the caller writes the ticket with one INSERT (and records the announcements once it has an id)."""
+    if not message.automated and ticket.awaiting_response_since is None:
+        ticket.awaiting_response_since = message.sent_at
+    return sla_recompute(ticket=ticket, save=False, visibility=message.visibility)
 
 
 def sla_agent_response(*, ticket: Ticket, also_save: list[str] = ()) -> list[Announcement]:  # type: ignore[assignment]
@@ -362,8 +377,19 @@ def sla_remaining(ticket: Ticket, now: datetime | None = None) -> dict[str, dict
 
 
 __all__ = [
-    "business_calendar", "policy_for_ticket", "sla_recompute", "sla_customer_message", "sla_agent_response",
-    "sla_sweep", "sla_remaining", "sla_recompute_open", "calendar_save", "calendar_delete", "policy_save",
-    "policy_delete", "Announcement",
+    "Announcement",
+    "business_calendar",
+    "calendar_delete",
+    "calendar_save",
     "policies_loaded_once",
+    "policy_delete",
+    "policy_for_ticket",
+    "policy_save",
+    "sla_agent_response",
+    "sla_customer_message",
+    "sla_recompute",
+    "sla_recompute_open",
+    "sla_remaining",
+    "sla_sweep",
+    "sla_ticket_opened",
 ]

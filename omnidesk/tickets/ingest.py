@@ -10,19 +10,36 @@ from django.conf import settings
 from django.utils import timezone
 
 from omnidesk.customers.services import IdentityLookups, author_refs, customer_resolve
-from omnidesk.plugins.contract import DeliveryUpdate, IdentityRef, InboundMessage, MessageUpdate
+from omnidesk.plugins.contract import (
+    DeliveryUpdate,
+    IdentityRef,
+    InboundMessage,
+    MessageUpdate,
+)
 from omnidesk.plugins.html import html_to_text, sanitize_html
 from omnidesk.plugins.models import ChannelAccount
-
+from omnidesk.reports.facts import report_facts_inbound
 from omnidesk.routing.sentiment import message_sentiment
 from omnidesk.routing.services import rules_after_customer_message
-from omnidesk.reports.facts import report_facts_inbound
-from omnidesk.sla.services import sla_agent_response, sla_customer_message, sla_recompute
+from omnidesk.rows import rows_insert
+from omnidesk.sla.services import (
+    Announcement,
+    announcement_event,
+    sla_agent_response,
+    sla_customer_message,
+    sla_recompute,
+    sla_ticket_opened,
+)
 
-from .audit import ticket_event_record
 from .attachments import attachment_store
+from .audit import ticket_event_record, ticket_events_add
 from .models import Message, Ticket, TicketEvent
-from .threading import ThreadLookups, thread_bind, thread_key_for, ticket_find_for_message
+from .threading import (
+    ThreadLookups,
+    thread_bind,
+    thread_key_for,
+    ticket_find_for_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +94,7 @@ class IngestLookups:
         for account, item in items:
             try:
                 primary, also, _ = author_refs(item.author, default_region=account.default_region)
-            except Exception:  # noqa: BLE001 - an unusable author is the per-item path's to report
+            except Exception:  # noqa: BLE001, S112 - an unusable author is the per-item path's to report
                 continue
             primaries.append((account, item, primary))
             refs += [primary, *also]
@@ -134,8 +151,9 @@ def message_ingest(
         ticket = None
     if ticket is not None and ticket.origin_account_id == account.pk:
         ticket.origin_account = account  # already in hand: whoever reads it (report facts) spares a query
+    answered_live = item.call is not None and item.call.direction == "inbound" and not item.call.missed
     if ticket is None:
-        ticket = Ticket.objects.create(
+        ticket = Ticket(
             subject=(item.subject or _subject_from_text(item.text))[:300],
             origin_account=account,
             customer=customer,
@@ -145,9 +163,43 @@ def message_ingest(
             resolution_running_since=sent_at,  # the SLA clock starts when the customer wrote
         )
         outcome.ticket_created = True
+        if answered_live:
+            ticket.save()  # the agent-response path below reads the ticket's messages back
+
+    message = _message_build(
+        ticket=ticket, account=account, item=item, identity=identity, sent_at=sent_at, received_at=received_at,
+        clock_note=clock_note, notes=notes,
+    )
+    announced: list[Announcement] = []
+    if ticket.pk is None:
+        # A new ticket is written once, SLA fields and report facts included (no UPDATE after).
+        report_facts_inbound(ticket=ticket, message=message)
+        announced = sla_ticket_opened(ticket=ticket, message=message)
+        rows_insert([ticket])
     if item.thread_key and not (how == "thread" and not outcome.ticket_created):
         thread_bind(account=account, customer=customer, key=item.thread_key, ticket=ticket, known=threads)
+    rows_insert([message])
+    attachment_notes = _store_attachments(message, item)
+    if attachment_notes:
+        notes += attachment_notes
+        message.metadata = {**message.metadata, "notes": notes}
+        message.save(update_fields=["metadata"])
+    outcome.message = message
+    if known is not None:
+        known.message_added(account, item.external_id)
+        threads.touched.add(ticket.pk)  # type: ignore[union-attr]
+    _record_arrival(ticket, message, created=outcome.ticket_created, how=how, announced=announced)
+    if not outcome.ticket_created or answered_live:
+        _ticket_update_on_message(ticket, message, created=outcome.ticket_created, answered_live=answered_live)
+    rules_after_customer_message(ticket=ticket, message=message, created=outcome.ticket_created)
+    return outcome
 
+
+def _message_build(  # type: ignore[no-untyped-def]
+    *, ticket: Ticket, account: ChannelAccount, item: InboundMessage, identity, sent_at: datetime,
+    received_at: datetime, clock_note: str, notes: list[str],
+) -> Message:
+    """The inbound message, not saved yet (a new ticket's SLA and facts are computed from it first)."""
     html = sanitize_html(item.html)
     text = item.text or (html_to_text(html) if html else "")
     metadata = dict(item.metadata)
@@ -156,7 +208,7 @@ def message_ingest(
         metadata["clock_note"] = clock_note
     if notes:
         metadata["notes"] = list(notes)
-    message = Message.objects.create(
+    return Message(
         ticket=ticket,
         account=account,
         external_id=item.external_id,
@@ -179,19 +231,13 @@ def message_ingest(
         state=Message.State.RECEIVED,
         metadata=metadata,
     )
-    attachment_notes = _store_attachments(message, item)
-    if attachment_notes:
-        notes += attachment_notes
-        message.metadata = {**message.metadata, "notes": notes}
-        message.save(update_fields=["metadata"])
-    outcome.message = message
-    if known is not None:
-        known.message_added(account, item.external_id)
-        threads.touched.add(ticket.pk)  # type: ignore[union-attr]
-    _record_arrival(ticket, message, created=outcome.ticket_created, how=how)
-    changed = _advance_ticket_on_customer_message(ticket, message, created=outcome.ticket_created)
+
+
+def _ticket_update_on_message(ticket: Ticket, message: Message, *, created: bool, answered_live: bool) -> None:
+    """A saved ticket's fields, SLA and facts after the customer's message, in one UPDATE."""
+    changed = _advance_ticket_on_customer_message(ticket, message, created=created)
     changed += report_facts_inbound(ticket=ticket, message=message)  # the parity report's facts (reports/facts.py)
-    if item.call is not None and item.call.direction == "inbound" and not item.call.missed:
+    if answered_live:
         # Answered live: the customer was served while they called.
         if ticket.first_response_at is None:
             ticket.first_response_at = message.sent_at
@@ -203,19 +249,20 @@ def message_ingest(
     elif message.automated:
         sla_recompute(ticket=ticket, also_save=changed)
     else:
-        sla_customer_message(ticket=ticket, at=sent_at, also_save=changed)
-    rules_after_customer_message(ticket=ticket, message=message, created=outcome.ticket_created)
-    return outcome
+        sla_customer_message(ticket=ticket, at=message.sent_at, also_save=changed)  # type: ignore[arg-type]
 
 
-def _record_arrival(ticket: Ticket, message: Message, *, created: bool, how: str) -> None:
-    """The audit rows of a new message (and of the ticket it opened), in one INSERT."""
+def _record_arrival(
+    ticket: Ticket, message: Message, *, created: bool, how: str, announced: list[Announcement] = ()  # type: ignore[assignment]
+) -> None:
+    """The audit rows of a new message (and of the ticket it opened, with its SLA announcements), in one INSERT."""
     rows = [TicketEvent(ticket=ticket, action="created", actor=TicketEvent.Actor.CUSTOMER, new=ticket.status)] if created else []
     rows.append(TicketEvent(
         ticket=ticket, action="message_added", actor=TicketEvent.Actor.CUSTOMER, message=message,
         note=(f"threaded by {how}" if how else "")[:500],
     ))
-    TicketEvent.objects.bulk_create(rows)
+    rows += [TicketEvent(ticket=ticket, actor=TicketEvent.Actor.SYSTEM, **announcement_event(a)) for a in announced]
+    ticket_events_add(rows)
 
 
 def _advance_ticket_on_customer_message(ticket: Ticket, message: Message, *, created: bool) -> list[str]:

@@ -10,6 +10,7 @@ from omnidesk.customers.identities import InvalidIdentity, normalize
 from omnidesk.customers.models import Customer, Identity
 from omnidesk.plugins.contract import IdentityRef, InboundMessage
 from omnidesk.plugins.models import ChannelAccount
+from omnidesk.rows import rows_insert
 
 from .models import Message, Ticket, TicketThread
 
@@ -66,7 +67,9 @@ def thread_bind(*, account: ChannelAccount, customer: Customer, key: str, ticket
     if known is not None and known.covers(account.pk, customer, full):
         thread = known.get(account.pk, full)
         if thread is None:
-            known.add(TicketThread.objects.create(account=account, key=full, ticket=ticket))
+            thread = TicketThread(account=account, key=full, ticket=ticket)
+            rows_insert([thread])
+            known.add(thread)
         else:
             TicketThread.objects.filter(pk=thread.pk).update(ticket=ticket)
             thread.ticket = ticket
