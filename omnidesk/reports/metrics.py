@@ -275,7 +275,12 @@ def _split(first: int, end: int, parts: int) -> list[str]:
 
     Open-ended, rows on pages added since the size was read are still counted, once.
     """
-    bounds = [f"'({first + (end - first) * i // parts},0)'::tid" for i in range(1, parts)]
+    return _cut([first + (end - first) * i // parts for i in range(1, parts)])
+
+
+def _cut(pages: list[int]) -> list[str]:
+    """Conditions on t.ctid cutting the table before each of `pages` (ascending)."""
+    bounds = [f"'({page},0)'::tid" for page in pages]
     lower = ["TRUE", *(f"t.ctid >= {b}" for b in bounds)]
     upper = [*(f"t.ctid < {b}" for b in bounds), "TRUE"]
     return [f"{lo} AND {hi}" for lo, hi in zip(lower, upper, strict=True)]
