@@ -13,18 +13,50 @@ from __future__ import annotations
 import codecs
 import email.header
 import email.utils
+import functools
 import mimetypes
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import Message
 
 from omnidesk.plugins.contract import Attachment
 from omnidesk.plugins.html import html_to_text, sanitize_html
 
-#: policy.default: modern header and RFC 2231 handling; we read raw headers ourselves where it is slow
-POLICY = policy.default
+#: the headers that say how a part is built: the stdlib's parser and we read them many times per part
+_MIME_STRUCTURE = frozenset({"content-type", "content-disposition", "content-transfer-encoding"})
+_REGISTRY = HeaderRegistry()
+
+
+@functools.lru_cache(maxsize=512)
+def _structure_header(name: str, value: str) -> BaseHeader:
+    return _REGISTRY(name, value)
+
+
+class _StructureHeaders(HeaderRegistry):
+    """policy.default's headers, parsing each distinct Content-Type/-Disposition/-Transfer-Encoding once.
+
+    policy.default parses a header again on every access: `get_content_type()`, `get_param()`,
+    `is_multipart()` and the feed parser itself each re-read Content-Type, about nine parses per
+    part and most of a mail's parse CPU. Header objects are immutable, so one parse per value
+    serves every access; the values also repeat from mail to mail ("text/plain; charset=utf-8").
+    """
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        if len(value) <= _MEMO_MAX_CHARS and name.lower() in _MIME_STRUCTURE:
+            return _structure_header(name, value)
+        return super().__call__(name, value)
+
+
+#: longer values are parsed every time: a hostile sender's huge headers are not kept in memory
+_MEMO_MAX_CHARS = 1000
+
+
+#: policy.default (modern header and RFC 2231 handling) with the structure headers memoized;
+#: we read the other headers raw ourselves (parsing.Headers), where it is slow
+POLICY = policy.default.clone(header_factory=_StructureHeaders())
 
 #: labels seen in real mail that Python does not know, or knows under a narrower name
 CHARSET_ALIASES = {
@@ -201,9 +233,9 @@ def date(raw: str | None) -> datetime | None:
     if when is None:
         return None
     if when.tzinfo is None:  # "-0000": the sender's zone is unknown, the time is UTC
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     try:
-        return when.astimezone(timezone.utc)
+        return when.astimezone(UTC)
     except (OverflowError, ValueError):
         return None
 
@@ -295,7 +327,7 @@ def message_bytes(msg: Message) -> bytes:
     for render in (lambda: msg.as_bytes(policy=policy.compat32), lambda: msg.as_string(policy=policy.compat32).encode("utf-8", "replace")):
         try:
             return render()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S112
             continue
     return b""
 

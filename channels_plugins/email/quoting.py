@@ -58,6 +58,11 @@ _MOBILE = re.compile(
     re.I,
 )
 
+#: compiled once: _quote_start tries them on every line, up to three times
+_SPACE_AFTER_LT = re.compile(r"<\s+")
+_SPACE_BEFORE_GT = re.compile(r"\s+>")
+_DIGIT = re.compile(r"\d")
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -96,9 +101,9 @@ def _quote_start(lines: list[str]) -> int | None:
             chunk = lines[i : i + span]
             if len(chunk) < span or (span > 1 and not all(x.strip() for x in chunk)):
                 break
-            joined = re.sub(r"<\s+", "<", re.sub(r"\s+>", ">", " ".join(x.strip() for x in chunk)))
+            joined = _SPACE_AFTER_LT.sub("<", _SPACE_BEFORE_GT.sub(">", " ".join(x.strip() for x in chunk)))
             led = bool(_ON_LEADS.match(joined))
-            dated = bool(re.search(r"\d", joined[:40]))
+            dated = bool(_DIGIT.search(joined[:40]))
             if _WROTE_LINE.match(joined) and (led or dated or span == 1 and "@" in joined):
                 return i
             if _DATE_ADDR_COLON.match(joined) and (span == 1 or led or dated):

@@ -54,6 +54,43 @@ def test_msgid_parsing_never_crashes(value: str) -> None:
         assert found and "<" not in found and ">" not in found and not any(c.isspace() for c in found)
 
 
+_STRUCTURE_VALUES = [
+    "text/plain; charset=utf-8",
+    'multipart/mixed; boundary="==b1=="',
+    "text/plain; charset*=utf-8''%e2%82%ac; name*0=a; name*1=b.txt",
+    "attachment; filename*=iso-8859-1''caf%E9.pdf",
+    "text/html; charset=\"unterminated",
+    "garbage;;; =",
+    "",
+    "base64",
+]
+
+
+def _structure(msg):  # type: ignore[no-untyped-def]
+    headers = [(name, msg.get(name)) for name in ("Content-Type", "Content-Disposition", "Content-Transfer-Encoding")]
+    return (
+        msg.get_content_type(), msg.get_params(), msg.get_param("charset"), msg.get_content_disposition(),
+        msg.get_filename(), msg.is_multipart(),
+        [(n, str(h), type(h).__mro__[1], [type(d) for d in h.defects]) for n, h in headers if h is not None],
+    )
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    st.sampled_from(_STRUCTURE_VALUES) | st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=80),
+    st.sampled_from(_STRUCTURE_VALUES),
+)
+def test_structure_headers_read_exactly_as_policy_default(ctype: str, other: str) -> None:
+    """The memoized header parsing answers what plain policy.default does, on every read."""
+    from email import message_from_string, policy
+
+    raw = f"From: a@x\nContent-Type: {ctype}\nContent-Disposition: {other}\nContent-Transfer-Encoding: {ctype}\n\nbody\n"
+    expected = _structure(message_from_string(raw, policy=policy.default))
+    msg = message_from_string(raw, policy=parsing.POLICY)
+    assert _structure(msg) == expected
+    assert _structure(msg) == expected  # read again: served from the memo
+
+
 def test_our_message_ids_are_deterministic_and_valid() -> None:
     assert message_id_for("abc", "desk.example") == message_id_for("abc", "desk.example")
     assert message_id_for("a b<c>", "desk.example") == "omnidesk.a-b-c-@desk.example"
