@@ -7,8 +7,15 @@ import logging
 import os
 import threading
 
+import redis
 from asgiref.sync import SyncToAsync
 from channels.layers import get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+
+try:  # private to channels_redis (4.2, 4.3): without them plain threads send from a loop, as other layers
+    from channels_redis.utils import _consistent_hash, decode_hosts
+except ImportError:  # pragma: no cover - a channels_redis that moved them
+    _consistent_hash = decode_hosts = None
 
 log = logging.getLogger(__name__)
 
@@ -106,25 +113,106 @@ _sending: set[asyncio.Task] = set()
 
 
 def _deliver(sends: list[tuple[str, dict]]) -> None:
-    """Send (group, payload) pairs from sync code, on a loop that already holds the layer's Redis connections.
+    """Send (group, payload) pairs from sync code, without starting a loop, thread or connection per call.
 
     In a request the server's own loop sends them and the request does not wait: it had blocked
     until the loop, busy feeding the websockets, got round to it, holding its database connection
     all the while (bench/load.py); a batch per SEND_BATCH_S also merges every request's changes
-    into one message per group. A plain thread (a dramatiq worker, a command) has no such loop, and
-    async_to_sync would start a thread and a loop, open a Redis connection and close it all again
-    on every call: 7 of the 8 ms CPU of a claim in bench/claim.py. Such a thread keeps one loop of
-    its own, idle between calls and only ever run from that thread, so channels_redis' per-loop
-    connections are reused; it sends at once, before returning.
+    into one message per group. A plain thread (a dramatiq worker, a command) has no such loop and
+    sends at once, before returning: on the Pub/Sub layer with one pipelined PUBLISH round trip
+    (_publish); on any other layer from a loop the thread keeps, idle between calls, so the layer's
+    per-loop connections are reused (async_to_sync started a thread, a loop and a Redis connection
+    on every call: 7 of the 8 ms CPU of a claim in bench/claim.py).
     """
     server = _server_loop()
     if server is not None:
         server.call_soon_threadsafe(_batch, server, sends)
         return
+    if _publish(get_channel_layer(), sends):
+        return
     loop = getattr(_thread, "loop", None)
     if loop is None or loop.is_closed():
         loop = _thread.loop = asyncio.new_event_loop()
     loop.run_until_complete(_send(sends))
+
+
+#: the name of a thread's publishing connection in Redis' CLIENT LIST
+PUBLISHER_NAME = "omnidesk-live"
+
+#: (layer, its prefix, a connection pool per shard) for the layer last seen; no pools: not a Pub/Sub layer
+_publisher: tuple[object, str, list[redis.ConnectionPool]] | None = None
+
+
+def _publish(layer: object, sends: list[tuple[str, dict]]) -> bool:
+    """PUBLISH each message as the Pub/Sub layer's group_send would, one round trip per shard; False for other layers.
+
+    From a plain thread the layer's own group_send needs an event loop run per call, and the loop's
+    machinery cost more than the sends (py-spy on bench/claim.py's service phase: run_until_complete
+    ~65 % of a claim's Python CPU, group_send 27 %). The thread writes the commands on a connection
+    of its own instead (a redis-py pipeline spent 100 µs per claim taking and checking a pooled
+    connection, this 40 µs): no loop is involved, so none is left to close. The channel names and
+    the shard choice are channels_redis' own (pubsub.py group_send)."""
+    global _publisher
+    found = _publisher
+    if found is None or found[0] is not layer:
+        try:
+            found = _publisher = (layer, *_shard_pools(layer))
+        except Exception as exc:  # noqa: BLE001 - channels_redis' internals changed: send from a loop instead
+            log.warning("live updates from plain threads fall back to an event loop: %s", exc)
+            found = _publisher = (layer, "", [])
+    _, prefix, pools = found
+    if not pools:
+        return False
+    commands: dict[int, list[tuple]] = {}
+    for group, payload in sends:
+        channel = f"{prefix}__group__{group}"
+        commands.setdefault(_consistent_hash(channel, len(pools)), []).append(
+            ("PUBLISH", channel, layer.serialize(payload)))
+    connections = _thread_connections(pools)
+    for shard, batch in commands.items():
+        _send_on(connections[shard], batch)
+    return True
+
+
+def _send_on(connection: redis.Connection, batch: list[tuple]) -> None:
+    """One round trip; a connection Redis closed while it sat idle (a restart, its `timeout`) fails on first
+    use and is tried once more afresh, as redis-py's own retry would (a message may then go out twice)."""
+    for again in (True, False):
+        try:
+            connection.send_packed_command(connection.pack_commands(batch))
+            for _ in batch:
+                connection.read_response()
+            return
+        except redis.ConnectionError:
+            connection.disconnect()
+            if not again:
+                raise
+        except BaseException:
+            connection.disconnect()  # replies may be left unread: the next call starts on a fresh connection
+            raise
+
+
+def _thread_connections(pools: list[redis.ConnectionPool]) -> list[redis.Connection]:
+    """This thread's connection to each shard, made again for new pools or in a forked child."""
+    held = getattr(_thread, "redis", None)
+    if held is None or held[0] is not pools or held[1] != os.getpid():
+        held = _thread.redis = (pools, os.getpid(), [pool.make_connection() for pool in pools])
+    return held[2]
+
+
+def _shard_pools(layer: object) -> tuple[str, list[redis.ConnectionPool]]:
+    """The Pub/Sub layer's prefix and one sync pool per host (connection settings only); none for another layer
+    or Sentinel hosts."""
+    kwargs = getattr(layer, "_kwargs", None)  # what the layer was configured with (channels_redis 4.2, 4.3)
+    if (not isinstance(layer, RedisPubSubChannelLayer) or getattr(layer, "_args", ()) or not isinstance(kwargs, dict)
+            or _consistent_hash is None):
+        return "", []
+    hosts = decode_hosts(kwargs.get("hosts"))
+    if not all("address" in host for host in hosts):
+        return "", []
+    pools = [redis.ConnectionPool.from_url(host["address"], **{"client_name": PUBLISHER_NAME, **{
+        k: v for k, v in host.items() if k != "address"}}) for host in hosts]
+    return kwargs.get("prefix", "asgi"), pools
 
 
 def _batch(loop: asyncio.AbstractEventLoop, sends: list[tuple[str, dict]]) -> None:

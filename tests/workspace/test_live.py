@@ -1,12 +1,20 @@
-"""Live updates sent from a request: batched on the server's loop, merged per group, never waited for."""
+"""Live updates: from a request batched on the server's loop and never waited for; from a plain thread sent
+before tickets_changed returns."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
 
+import pytest
+import redis
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from django.conf import settings
+from django.test import override_settings
 
 from omnidesk.workspace import live
 
@@ -56,3 +64,75 @@ async def _from_requests():  # type: ignore[no-untyped-def]
             pass
     finally:
         await layer.group_discard(live.group_for_team(3), team)
+
+
+def test_a_plain_threads_changes_reach_every_group_before_it_returns():
+    async_to_sync(_from_a_worker)()
+
+
+async def _from_a_worker():  # type: ignore[no-untyped-def]
+    layer = get_channel_layer()
+    groups = [live.MANAGERS, live.group_for_team(3), live.group_for_ticket(10)]
+    channels = [await layer.new_channel() for _ in groups]
+    for group, channel in zip(groups, channels):
+        await layer.group_add(group, channel)
+    try:
+        def worker() -> None:  # a dramatiq worker's thread: no server loop
+            live.tickets_changed({10: "claimed"}, teams={10: 3})
+            # sent after it returned, on a connection of its own: it arrives after the update only if
+            # the update had left before tickets_changed returned
+            async_to_sync(layer.group_send)(live.group_for_ticket(10), {"type": "marker"})
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        received = [await asyncio.wait_for(layer.receive(channel), timeout=5) for channel in channels]
+        assert received == [live.tickets_payload({10: "claimed"}), live.tickets_payload({10: "claimed"}),
+                            live.ticket_payload(10, "claimed")]
+        assert await asyncio.wait_for(layer.receive(channels[2]), timeout=5) == {"type": "marker"}
+    finally:
+        for group, channel in zip(groups, channels):
+            await layer.group_discard(group, channel)
+
+
+def test_a_plain_threads_send_never_raises_when_redis_is_down(caplog):
+    down = {"default": {**settings.CHANNEL_LAYERS["default"], "CONFIG": {
+        **settings.CHANNEL_LAYERS["default"]["CONFIG"],
+        "hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 1}]}}}
+    with override_settings(CHANNEL_LAYERS=down), caplog.at_level(logging.WARNING, logger=live.__name__):
+        thread = threading.Thread(target=live.tickets_changed, args=({10: "claimed"},), kwargs={"teams": {10: 3}})
+        thread.start()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert "not delivered" in caplog.text
+
+
+def test_a_plain_thread_sends_again_after_redis_closed_its_connection():
+    if not isinstance(get_channel_layer(), RedisPubSubChannelLayer):
+        pytest.skip("a plain thread holds a connection of its own only on the Pub/Sub layer")
+    async_to_sync(_after_a_dropped_connection)()
+
+
+async def _after_a_dropped_connection():  # type: ignore[no-untyped-def]
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(live.group_for_ticket(10), channel)
+    admin = redis.Redis.from_url(settings.REDIS_URL)
+    database = admin.connection_pool.connection_kwargs.get("db", 0)
+
+    def worker() -> int:
+        live.tickets_changed({10: "claimed"}, teams={10: 3})
+        killed = 0
+        for client in admin.client_list():  # as Redis' idle timeout or a restart would
+            if client["name"] == live.PUBLISHER_NAME and int(client["db"]) == database:
+                killed += admin.client_kill_filter(_id=client["id"])
+        live.tickets_changed({10: "solved"}, teams={10: 3})
+        return killed
+
+    try:
+        assert await asyncio.get_running_loop().run_in_executor(None, worker) >= 1
+        received = [await asyncio.wait_for(layer.receive(channel), timeout=5) for _ in range(2)]
+        assert received == [live.ticket_payload(10, "claimed"), live.ticket_payload(10, "solved")]
+    finally:
+        await layer.group_discard(live.group_for_ticket(10), channel)
+        admin.close()
