@@ -127,6 +127,10 @@ class TicketViewSet(ScopedObjectMixin, mixins.ListModelMixin, mixins.RetrieveMod
     def get_serializer_class(self) -> Any:
         return TicketDetailSerializer if self.action in ("retrieve", "partial_update") else TicketSerializer
 
+    def retrieve(self, request: Request, pk: str | None = None) -> Response:
+        """The shared serializer: get_serializer() built a detail serializer's fields anew per request."""
+        return Response(_TICKET_DETAIL.to_representation(self.get_object()))
+
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         ticket = self.get_object()
         body = TicketUpdateSerializer(data=request.data)

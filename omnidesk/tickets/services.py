@@ -51,6 +51,7 @@ def ticket_update(
     now = timezone.now()
     with transaction.atomic():
         locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        team_before = locked.group_id
         changed: list[str] = []
 
         def record(field: str, old: Any, new: Any, note: str = "") -> None:
@@ -76,13 +77,15 @@ def ticket_update(
             record("assignee", locked.assignee_id, _pk(assignee), f"assignee {_name(locked.assignee)} → {_name(assignee)}")
             locked.assignee = assignee
             changed.append("assignee")
-        if changed:
+        if {"status", "priority", "group"} & set(changed):
+            # pending pauses the resolution clock, solved stops it; priority and group pick the policy.
+            # Its UPDATE writes our changes too: one statement, not two (a solve in bench/load.py)
+            sla_recompute(ticket=locked, now=now, also_save=changed)
+        elif changed:
             locked.save(update_fields=[*changed, "updated_at"])
-            if {"status", "priority", "group"} & set(changed):
-                # pending pauses the resolution clock, solved stops it; priority and group pick the policy
-                sla_recompute(ticket=locked, now=now)
-            ticket_id = locked.pk
-            transaction.on_commit(lambda: _broadcast(ticket_id))
+        if changed:
+            ticket_id, teams = locked.pk, list(dict.fromkeys([locked.group_id, team_before]))
+            transaction.on_commit(lambda: _broadcast(ticket_id, teams))
     return locked
 
 
@@ -113,7 +116,10 @@ def _name(obj: Any) -> str:
     return obj.get_username() if hasattr(obj, "get_username") else str(obj)
 
 
-def _broadcast(ticket_id: int) -> None:
+def _broadcast(ticket_id: int, teams: list[int | None]) -> None:
+    """Tell the ticket's team as it was saved (tickets_changed would otherwise read it again) and,
+    when it moved, the team it left: their queues drop it (the row is no longer theirs to fetch)."""
     from omnidesk.workspace import live
 
-    live.tickets_changed({ticket_id: "updated"})
+    for team in teams:
+        live.tickets_changed({ticket_id: "updated"}, teams={ticket_id: team})

@@ -136,3 +136,34 @@ async def _after_a_dropped_connection():  # type: ignore[no-untyped-def]
     finally:
         await layer.group_discard(live.group_for_ticket(10), channel)
         admin.close()
+
+
+@pytest.mark.django_db
+def test_a_ticket_moved_to_another_team_is_told_to_the_team_it_left(support, billing, api_account, deliver):  # type: ignore[no-untyped-def]
+    ticket = deliver()
+    assert ticket.group_id == support.pk
+    async_to_sync(_moved)(ticket, support, billing)
+
+
+async def _moved(ticket, support, billing):  # type: ignore[no-untyped-def]
+    from django.test import TestCase
+
+    from omnidesk.tickets.services import ticket_update
+
+    layer = get_channel_layer()
+    teams = [live.group_for_team(support.pk), live.group_for_team(billing.pk)]
+    channels = [await layer.new_channel() for _ in teams]
+    for group, channel in zip(teams, channels):
+        await layer.group_add(group, channel)
+    try:
+        def move() -> None:  # in the request's thread, as the API's PATCH
+            with TestCase.captureOnCommitCallbacks(execute=True):
+                ticket_update(ticket=ticket, user=None, group=billing)
+
+        await sync_to_async(move)()
+        received = [await asyncio.wait_for(layer.receive(channel), timeout=5) for channel in channels]
+        # the team it left drops it from its queue (its row is no longer theirs), the new team shows it
+        assert received == [live.tickets_payload({ticket.pk: "updated"})] * 2
+    finally:
+        for group, channel in zip(teams, channels):
+            await layer.group_discard(group, channel)

@@ -89,3 +89,38 @@ async def _batching(alice, eve, tier1, tier2):  # type: ignore[no-untyped-def]
     assert await a.receive_nothing(timeout=0.3) and await e.receive_nothing(timeout=0.3)
     await a.disconnect()
     await e.disconnect()
+
+
+def test_a_teams_queue_sockets_share_each_held_frame(monkeypatch):  # type: ignore[no-untyped-def]
+    """Held frames go out on the process's clock: two sockets that sent at different moments still send
+    their next frame together, with the same changes, encoded once."""
+    monkeypatch.setattr(live, "QUEUE_FRAME_EVERY_S", 0.5)
+    tier1 = Group.objects.create(name="Tier 1")
+    alice, bob = _agent("alice", tier1), _agent("bob", tier1)
+    async_to_sync(_sharing)(alice, bob, tier1.pk)
+
+
+async def _sharing(alice, bob, tier1):  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from channels.db import database_sync_to_async
+
+    from omnidesk.workspace.consumers import queue_frame
+
+    send = database_sync_to_async(live.tickets_changed)
+    (a, ok_a, _), (b, ok_b, _) = await _open(alice), await _open(bob)
+    assert ok_a and ok_b
+    await send({1: "created"}, teams={1: tier1})
+    await a.receive_json_from(timeout=2)
+    await b.receive_json_from(timeout=2)
+    await asyncio.sleep(0.05)
+    await send({2: "created"}, teams={2: tier1})
+    await send({3: "created"}, teams={3: tier1})
+    queue_frame.cache_clear()
+    frames = [await a.receive_output(timeout=3), await b.receive_output(timeout=3)]
+    assert frames[0] == frames[1]
+    assert frames[0]["text"] == ('{"event": "tickets.changed", "changes": [{"ticket": 2, "change": "created"}, '
+                                 '{"ticket": 3, "change": "created"}]}')
+    assert queue_frame.cache_info().misses == 1  # encoded for one socket, reused by the other
+    await a.disconnect()
+    await b.disconnect()
