@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from omnidesk.routing import rows
+from omnidesk import rows
 from omnidesk.routing import rules_engine as engine
 from omnidesk.routing.assignment import PresenceInvalid, presence_set
 from omnidesk.routing.models import Agent, Rule

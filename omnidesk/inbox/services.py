@@ -82,23 +82,12 @@ def inbound_events_store(*, account: ChannelAccount, raws: list[RawEvent]) -> li
 def _events_insert(account: ChannelAccount, raws: list[RawEvent]) -> list[int]:
     if not raws:
         return []
-    fields = [InboundEvent._meta.get_field(name) for name in _STORE_FIELDS]
     params: list[object] = []
     for raw in raws:
-        event = InboundEvent(
-            account=account, dedupe_key=raw.dedupe_key, body=raw.body, headers=dict(raw.headers.items()),
-            received_at=timezone.now(),
-        )
-        params += [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
-    quote = connection.ops.quote_name
-    one = f"({', '.join(['%s'] * len(fields))})"
-    sql = (
-        f"INSERT INTO {quote(InboundEvent._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-        f"VALUES {', '.join([one] * len(raws))} "
-        f"ON CONFLICT ({quote('account_id')}, {quote('dedupe_key')}) DO NOTHING RETURNING {quote('id')}"
-    )
+        params += _event_row(account, raw)[1]
+    one = f"({', '.join(['%s'] * len(_STORE_FIELDS))})"
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_insert_sql(f"VALUES {', '.join([one] * len(raws))}"), params)
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -116,26 +105,18 @@ _CURRENT_ACCOUNT_FIELDS = ("slug", "kind", "secrets_encrypted", "updated_at")
 
 
 def _event_insert(account: ChannelAccount, raw: RawEvent, *, guarded: bool) -> InboundEvent | None:
-    event = InboundEvent(
-        account=account, dedupe_key=raw.dedupe_key, body=raw.body, headers=dict(raw.headers.items()),
-        received_at=timezone.now(),
-    )
-    fields = [InboundEvent._meta.get_field(name) for name in _STORE_FIELDS]
-    params = [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
-    quote = connection.ops.quote_name
-    values = f"VALUES ({', '.join(['%s'] * len(fields))})"
+    event, params = _event_row(account, raw)
+    values = f"VALUES ({', '.join(['%s'] * len(_STORE_FIELDS))})"
     if guarded:
+        quote = connection.ops.quote_name
         checked = [ChannelAccount._meta.get_field(name) for name in _CURRENT_ACCOUNT_FIELDS]
         values = (
-            f"SELECT {', '.join(['%s'] * len(fields))} FROM {quote(ChannelAccount._meta.db_table)} "
+            f"SELECT {', '.join(['%s'] * len(_STORE_FIELDS))} FROM {quote(ChannelAccount._meta.db_table)} "
             f"WHERE {quote('id')} = %s AND {quote('enabled')} AND "
             + " AND ".join(f"{quote(f.column)} = %s" for f in checked)
         )
         params += [account.pk, *(f.get_db_prep_value(getattr(account, f.attname), connection) for f in checked)]
-    sql = (
-        f"INSERT INTO {quote(InboundEvent._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) {values} "
-        f"ON CONFLICT ({quote('account_id')}, {quote('dedupe_key')}) DO NOTHING RETURNING {quote('id')}"
-    )
+    sql = _insert_sql(values)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -148,6 +129,26 @@ def _event_insert(account: ChannelAccount, raw: RawEvent, *, guarded: bool) -> I
 
 
 _STORE_FIELDS = ("account", "dedupe_key", "body", "headers", "received_at", "status", "error", "attempts", "summary")
+
+
+def _event_row(account: ChannelAccount, raw: RawEvent) -> tuple[InboundEvent, list[object]]:
+    """A new event for `raw`, and its _STORE_FIELDS values as the database takes them."""
+    event = InboundEvent(
+        account=account, dedupe_key=raw.dedupe_key, body=raw.body, headers=dict(raw.headers.items()),
+        received_at=timezone.now(),
+    )
+    fields = [InboundEvent._meta.get_field(name) for name in _STORE_FIELDS]
+    return event, [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
+
+
+def _insert_sql(values: str) -> str:
+    """INSERT of _STORE_FIELDS from `values` (VALUES rows or a SELECT); a redelivery inserts nothing."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(InboundEvent._meta.get_field(name).column) for name in _STORE_FIELDS)
+    return (
+        f"INSERT INTO {quote(InboundEvent._meta.db_table)} ({columns}) {values} "
+        f"ON CONFLICT ({quote('account_id')}, {quote('dedupe_key')}) DO NOTHING RETURNING {quote('id')}"
+    )
 
 
 def inbound_event_enqueue(event_ids: list[int]) -> None:

@@ -24,12 +24,12 @@ from django.db.models import BooleanField, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from omnidesk import rows
 from omnidesk.tickets.audit import ticket_event_record
 from omnidesk.tickets.models import Ticket, TicketEvent
 from omnidesk.tickets.selectors import ticket_list_for_user
 from omnidesk.workspace import live
 
-from . import rows
 from .assignment import LOAD_STATUSES, SKILL_PREFIX, agent_load
 from .models import Agent
 from .selectors import user_is_manager
