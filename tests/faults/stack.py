@@ -1,5 +1,6 @@
 """The processes under test (web, workers, scheduler, pollers) and the private services a fault
-test may stop: a Redis broker, a PostgreSQL cluster, a Dovecot. Nothing shared is ever stopped.
+test may stop: a Redis or RabbitMQ broker, a PostgreSQL cluster, a Dovecot. Nothing shared is ever
+stopped.
 """
 
 from __future__ import annotations
@@ -137,9 +138,57 @@ class PrivateRedis:
             self.proc.stop()
             self.proc = None
 
+    destroy = stop  # nothing on disk
+
 
 def redis_missing() -> str | None:
     return None if shutil.which("redis-server") else "redis-server not installed (apt-get install redis-server)"
+
+
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+
+class PrivateRabbit:
+    """A RabbitMQ node of its own: its own node name, AMQP and distribution ports, data and log
+    directories, no plugins (the shared node's management port stays free). Stopped and started
+    again on the same ports and data, it keeps what it had persisted, as a restarted server does."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="omnidesk-rabbit-"))
+        self.port, self.dist_port = free_port(), free_port()
+        (self.dir / "enabled_plugins").write_text("[].\n")
+        self.proc: Proc | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    def start(self) -> None:
+        env = base_env(
+            RABBITMQ_NODENAME=f"omnidesk-{self.port}@localhost", RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_PORT=str(self.port), RABBITMQ_DIST_PORT=str(self.dist_port),
+            RABBITMQ_MNESIA_BASE=str(self.dir / "mnesia"), RABBITMQ_LOG_BASE=str(self.dir / "log"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(self.dir / "enabled_plugins"),
+            RABBITMQ_CONFIG_FILE=str(self.dir / "rabbitmq"), RABBITMQ_ADVANCED_CONFIG_FILE=str(self.dir / "advanced.config"),
+            RABBITMQ_PID_FILE=str(self.dir / "pid"),
+        )
+        self.proc = Proc("rabbitmq", [RABBITMQ_SERVER], env)
+        # A node boots in about 20 s on an idle 2-core box; the AMQP port opens last.
+        wait_until(lambda: port_open(self.port) or not self.proc.alive, timeout=120, what="the private RabbitMQ node")
+        assert self.proc.alive, f"the private RabbitMQ node died:\n{self.proc.output(3000)}"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop(grace=15.0)  # a clean shutdown, like a service restart; killed after 15 s
+            self.proc = None
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def rabbit_missing() -> str | None:
+    return None if os.access(RABBITMQ_SERVER, os.X_OK) else "rabbitmq-server not installed (apt-get install rabbitmq-server)"
 
 
 # --- a private PostgreSQL cluster ---------------------------------------------------------------
