@@ -8,6 +8,7 @@ both take these from here.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,6 +28,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def steady_port() -> int:
+    """A free loopback port below the kernel's ephemeral range, for a server that is stopped and
+    started again on the same port: a port from `free_port()` is an ephemeral one, which any outgoing
+    connection may take while the server is down (seen: RabbitMQ's distribution port, taken during a
+    busy test run, `dist_port_already_used`)."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral_low = int(f.read().split()[0])
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(10000, ephemeral_low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port found between 10000 and {ephemeral_low}")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

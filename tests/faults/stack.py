@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.plugins.email.dovecot import DOVECOT, Dovecot
-from tests.services.procs import Proc, base_env, free_port, port_open, start_asgi, start_worker, wait_until
+from tests.services.procs import Proc, base_env, free_port, port_open, start_asgi, start_worker, steady_port, wait_until
 
 PROCESS_START_S = 60  # a cold Django start on a loaded 2-core box
 #: sweeps tuned for a test that must finish in seconds, not minutes (the code paths are the stock ones)
@@ -112,14 +112,14 @@ class Stack:
             proc.stop()
 
 
-# --- a private Redis (the broker a test may stop) ------------------------------------------------
+# --- a private Redis or RabbitMQ (the broker a test may stop) -----------------------------------
 
 
 class PrivateRedis:
     """redis-server on a free loopback port, no persistence: a restart forgets every message."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        self.port = steady_port()
         self.proc: Proc | None = None
 
     @property
@@ -155,7 +155,8 @@ class PrivateRabbit:
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="omnidesk-rabbit-"))
-        self.port, self.dist_port = free_port(), free_port()
+        self.port = steady_port()
+        self.dist_port = next(p for p in iter(steady_port, None) if p != self.port)
         (self.dir / "enabled_plugins").write_text("[].\n")
         self.proc: Proc | None = None
 
@@ -170,7 +171,7 @@ class PrivateRabbit:
             RABBITMQ_MNESIA_BASE=str(self.dir / "mnesia"), RABBITMQ_LOG_BASE=str(self.dir / "log"),
             RABBITMQ_ENABLED_PLUGINS_FILE=str(self.dir / "enabled_plugins"),
             RABBITMQ_CONFIG_FILE=str(self.dir / "rabbitmq"), RABBITMQ_ADVANCED_CONFIG_FILE=str(self.dir / "advanced.config"),
-            RABBITMQ_PID_FILE=str(self.dir / "pid"),
+            RABBITMQ_PID_FILE=str(self.dir / "pid"), ERL_CRASH_DUMP=str(self.dir / "erl_crash.dump"),
         )
         self.proc = Proc("rabbitmq", [RABBITMQ_SERVER], env)
         # A node boots in about 20 s on an idle 2-core box; the AMQP port opens last.
@@ -217,7 +218,7 @@ class PrivateCluster:
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="omnidesk-pg-"))
         os.chmod(self.dir, 0o755)
-        self.port = free_port()
+        self.port = steady_port()
         self.data = self.dir / "data"
         shutil.chown(self.dir, "postgres", "postgres")
         self._as_postgres(_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")

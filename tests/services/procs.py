@@ -15,6 +15,7 @@ from omnidesk.devtools.procs import (  # noqa: F401
     start_asgi,
     start_scheduler,
     start_worker,
+    steady_port,
     subprocess_database_url,
     sweep,
     wait_until,

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
+from omnidesk.devtools.procs import steady_port
+
 PASSWORD = "secret"
 DOVECOT = shutil.which("dovecot") or ("/usr/sbin/dovecot" if os.path.exists("/usr/sbin/dovecot") else "")
 
@@ -39,12 +41,6 @@ def missing() -> str | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Dovecot:
     def __init__(self, base: Path, port: int) -> None:
         self.base = base
@@ -58,7 +54,7 @@ class Dovecot:
             raise RuntimeError(problem)
         base = Path(tempfile.mkdtemp(prefix="omnidesk-dovecot-"))
         os.chmod(base, 0o755)
-        port = free_port()
+        port = steady_port()  # kept across a restart (tests/faults/test_imap_restart.py)
         mail = base / "mail"
         mail.mkdir()
         uid, gid = pwd.getpwnam("dovecot").pw_uid, grp.getgrnam("dovecot").gr_gid
