@@ -46,8 +46,10 @@ def generate(n: int, seed: int = 10) -> None:
     from omnidesk.plugins.models import ChannelAccount
     from omnidesk.reports.facts import facts_from_messages
     from omnidesk.routing.models import Group
+    from omnidesk.tickets.models import Ticket
 
     reset_data()
+    samples = Ticket._meta.get_field("next_response_samples")  # the stored form of a sample list
     rng = random.Random(seed)
     groups = [Group.objects.create(name=name).pk for name in ("Support", "Billing")]
     accounts = {k: ChannelAccount.objects.create(kind=k, slug=f"{k}-bench", name=k).pk for k in CHANNELS}
@@ -102,9 +104,11 @@ def generate(n: int, seed: int = 10) -> None:
                 channel=kind, first_message_at=cfm, first_response_at=at(fr) if fr is not None else None,
                 messages=[(m[3], m[4], False, m[5], m[6], m[7], kind) for m in messages[first:]],
             )
-            tickets[-1] += (facts["first_message_public"], facts["next_response_samples"], facts["ingest_lag_samples"],
-                            json.dumps(facts["ingest_lag_elsewhere"]))
-            if rng.random() < 0.12:
+            transferred = rng.random() < 0.12
+            tickets[-1] += (facts["first_message_public"], samples.get_prep_value(facts["next_response_samples"]),
+                            samples.get_prep_value(facts["ingest_lag_samples"]), json.dumps(facts["ingest_lag_elsewhere"]),
+                            int(transferred))
+            if transferred:
                 eid += 1
                 events.append((eid, tid, now, "agent", "assignee_changed", "assignee", "1", "2"))
             if tid % 100_000 == 0 or tid == n:
@@ -129,7 +133,7 @@ def _copy(cur, tickets, messages, events) -> None:  # type: ignore[no-untyped-de
         "created_at, updated_at, customer_first_message_at, last_customer_message_at, first_response_at, "
         "solved_at, reopen_count, handoff_at, sla_reason, resolution_used_s, sla_announced, "
         "first_response_business_s, first_response_met, resolution_met, first_message_public, next_response_samples, "
-        "ingest_lag_samples, ingest_lag_elsewhere) FROM STDIN"
+        "ingest_lag_samples, ingest_lag_elsewhere, transfer_count) FROM STDIN"
     ) as copy:
         for t in tickets:
             copy.write_row(t)

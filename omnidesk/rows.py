@@ -119,6 +119,8 @@ def _plain(value: object) -> str:
     """What json.dumps cannot write itself, in PostgreSQL's input syntax."""
     if isinstance(value, (datetime, date, time)):
         return value.isoformat()
+    if isinstance(value, bytes):
+        return "\\x" + value.hex()  # bytea's hex format
     raise TypeError(f"{type(value).__name__} is not sent as JSON")
 
 

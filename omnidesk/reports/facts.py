@@ -10,8 +10,8 @@ messages (definitions: docs/reports.md):
   after it;
 - ``ingest_lag_samples``: received_at - sent_at of each inbound message on the ticket's own channel,
   seconds, and ``ingest_lag_elsewhere`` the same for messages that came in on another channel's
-  account ({channel kind: [seconds]}, rare). The sample lists are float8[] columns on PostgreSQL
-  (omnidesk/reports/fields.py), which the report unnests cheaply.
+  account ({channel kind: [seconds]}, rare). On PostgreSQL the sample lists are stored as the binary
+  float8 values back to back (omnidesk/reports/fields.py), which the report only concatenates.
 
 Ingest updates them as each customer message is stored (`report_facts_inbound`, usually without a
 query); they are recomputed from all of the ticket's messages (a handful of rows, one indexed
@@ -24,7 +24,6 @@ send time of a reply, so they are exact whatever order messages arrive in.
 from __future__ import annotations
 
 import bisect
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
@@ -157,20 +156,19 @@ def facts_backfill(*, ticket_model: Any = None, message_model: Any = None, batch
             (pk, facts_from_messages(channel=ch, first_message_at=cfm, first_response_at=fra, messages=messages.get(pk, ())))
             for pk, ch, cfm, fra in tickets
         ]
-        _facts_write(ticket_model._meta.db_table, facts)
+        _facts_write(ticket_model, facts)
         done += len(facts)
 
 
-def _facts_write(table: str, facts: list[tuple[int, dict[str, Any]]]) -> None:
-    postgres = connection.vendor == "postgresql"
-    samples = (lambda values: values) if postgres else json.dumps  # float8[] there, JSON text here
+def _facts_write(model: Any, facts: list[tuple[int, dict[str, Any]]]) -> None:
+    """One UPDATE per ticket, the values as `model`'s fields store them (a migration's model: its own types)."""
+    fields = [model._meta.get_field(name) for name in FACT_FIELDS]
     sql = (
-        f"UPDATE {table} SET first_message_public = %s, next_response_samples = %s, ingest_lag_samples = %s, "
-        f"ingest_lag_elsewhere = {'%s::jsonb' if postgres else '%s'} WHERE id = %s"
+        f"UPDATE {model._meta.db_table} SET first_message_public = %s, next_response_samples = %s, "
+        "ingest_lag_samples = %s, ingest_lag_elsewhere = %s WHERE id = %s"
     )
     params = [
-        (f["first_message_public"], samples(f["next_response_samples"]), samples(f["ingest_lag_samples"]),
-         json.dumps(f["ingest_lag_elsewhere"]), pk)
+        (*(field.get_db_prep_save(f[field.name], connection) for field in fields), pk)
         for pk, f in facts
     ]
     with transaction.atomic(), connection.cursor() as cur:

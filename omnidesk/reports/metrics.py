@@ -4,10 +4,10 @@ Both return the same `Raw` figures for the same data (tests/reports/test_report.
 the same PostgreSQL data). Definitions: docs/reports.md. Both read ticket rows only: what lives in
 the messages is stored on the ticket as it happens (omnidesk/reports/facts.py).
 
-- PostgreSQL: one statement, one scan of the tickets in scope per part (split into ranges of pages
-  that parallel workers share): counts with FILTER per origin account, and every time sample sent
-  back as one bytea of binary values per account; exact percentiles and histograms computed from
-  those in numpy (omnidesk/reports/samples.py).
+- PostgreSQL: one statement, one scan of the tickets in scope (split into ranges of pages that
+  parallel workers share): counts with FILTER per origin account, and every time sample sent back
+  as one bytea of binary values per account; exact percentiles and histograms computed from those
+  in numpy (omnidesk/reports/samples.py).
 - Portable (SQLite has no percentile_cont): the ticket rows read through the ORM, the same
   definitions applied in Python with stats.percentile (percentile_cont semantics).
 """
@@ -24,7 +24,7 @@ import psycopg
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from omnidesk.tickets.models import Ticket, TicketEvent
+from omnidesk.tickets.models import Ticket
 
 from .samples import (
     Seconds,
@@ -47,7 +47,6 @@ QUANTILES: dict[str, tuple[float, ...]] = {
 }
 #: time metrics compared between channels with a rank test, on buckets of this many seconds
 RANKED = ("first_response", "first_response_business", "next_response", "resolution")
-TRANSFER_ACTIONS = ("assignee_changed", "group_changed")
 
 
 def qname(q: float) -> str:
@@ -119,7 +118,7 @@ def figures_compute(*, scope: Scope, resolution_s: int = 60, portable: bool | No
 _COLUMNS = (
     "origin_account__kind", "customer_first_message_at", "first_response_at", "first_response_business_s",
     "solved_at", "first_response_met", "resolution_met", "reopen_count", "handoff_at", "first_message_public",
-    "next_response_samples", "ingest_lag_samples", "ingest_lag_elsewhere",
+    "transfer_count", "next_response_samples", "ingest_lag_samples", "ingest_lag_elsewhere",
 )
 
 
@@ -137,14 +136,6 @@ def _portable(scope: Scope, resolution_s: int) -> dict[str, Raw]:
     tickets = scoped_tickets(scope=scope)
     for row in tickets.values_list(*_COLUMNS).iterator(chunk_size=5000):
         _ticket_add(out, values, *row)
-    transfers = (
-        TicketEvent.objects.filter(ticket__in=tickets, action__in=TRANSFER_ACTIONS)
-        .filter(old__isnull=False, new__isnull=False)
-        .values_list("ticket__origin_account__kind", flat=True)
-    )
-    for ch in transfers.iterator(chunk_size=5000):
-        out[ch].transfers += 1
-        out[POOLED].transfers += 1
 
     pooled_values: dict[str, list[float]] = defaultdict(list)
     for ch, metrics in values.items():
@@ -156,7 +147,7 @@ def _portable(scope: Scope, resolution_s: int) -> dict[str, Raw]:
     return dict(out)
 
 
-def _ticket_add(out, values, ch, cfm, fra, frb, solved, fr_met, res_met, reopens, handoff, public, nxt, lags, elsewhere) -> None:  # type: ignore[no-untyped-def]
+def _ticket_add(out, values, ch, cfm, fra, frb, solved, fr_met, res_met, reopens, handoff, public, transfers, nxt, lags, elsewhere) -> None:  # type: ignore[no-untyped-def]
     for key in (ch, POOLED):
         r = out[key]
         r.volume += 1
@@ -168,6 +159,7 @@ def _ticket_add(out, values, ch, cfm, fra, frb, solved, fr_met, res_met, reopens
         r.reopened += reopens > 0
         r.public_first += public
         r.handed_off += public and handoff is not None
+        r.transfers += transfers
     if fra is not None:
         values[ch]["first_response"].append(_seconds(fra, cfm))
     if frb is not None:
@@ -194,59 +186,39 @@ def _summarise(raw: Raw, metric: str, vals: list[float], resolution_s: int) -> N
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
 #
-# Each channel's samples come back whole, one bytea of binary values per origin account and part
-# (string_agg of float8send / interval_send), and numpy computes the exact percentiles and the
-# histograms (omnidesk/reports/samples.py): the database neither sorts nor buckets the samples, and
-# nothing is read back. The statement's parts, hash-aggregated per origin account (mapped to
-# channels here, which spares joining the accounts to every row):
-# - tickets: the counts (FILTER) and the first response, resolution and business first response
-#   samples; a time between two timestamps is sent as their interval, exact microseconds;
-# - samples: the stored next-response and ingest-lag lists, unnested side by side in the select
-#   list (a LATERAL function scan costs three times as much per row); the shorter list of a ticket
-#   is padded with NULLs, which string_agg skips;
-# - transfers: the audit events counted per ticket, joined to the tickets in scope.
-# The tickets and samples parts are each split into ranges of the table's pages (TID range scans)
-# run by PostgreSQL's Parallel Append in its workers: string_agg has no combine function before
-# PostgreSQL 16, so an ordinary parallel scan could not aggregate in parallel.
+# One scan of the tickets in scope, hash-aggregated per origin account (mapped to channels here,
+# which spares joining the accounts to every row): the counts (FILTER), the transfers (counted on
+# the ticket as they are recorded), and each metric's samples sent back whole as one bytea of binary
+# values per account, from which numpy computes the exact percentiles and the histograms
+# (omnidesk/reports/samples.py): the database neither sorts nor buckets the samples. A time between
+# two timestamps is sent as their interval (exact microseconds); the stored sample lists are already
+# float8send's bytes back to back (omnidesk/reports/fields.py), so they are only concatenated.
+# The scan is split into ranges of the table's pages (TID range scans) run by PostgreSQL's Parallel
+# Append in its workers: string_agg has no combine function before PostgreSQL 16, so an ordinary
+# parallel scan could not aggregate in parallel.
 
 #: the aggregates hold every sample in scope (8 bytes each, 16 per interval); the default 4 MB would spill
 WORK_MEM = "256MB"
-#: below PostgreSQL's default min_parallel_table_scan_size (8 MB) no worker would start: one part
-SPLIT_MIN_PAGES = 1024
 _T = Ticket._meta.db_table
-_E = TicketEvent._meta.db_table
 _A = Ticket._meta.get_field("origin_account").related_model  # type: ignore[union-attr]
-_ACTIONS = ", ".join(f"'{a}'" for a in TRANSFER_ACTIONS)
-#: the counts part's array, in Raw's order
+#: the counts' array, in Raw's order
 _COUNTS = ("volume", "answered", "fr_met", "fr_decided", "res_met", "res_decided", "reopened", "public_first",
-           "handed_off")
-#: (part, account, counts, three bytea columns); the columns' metrics per part:
-_PARTS = {
-    "tickets": ("first_response", "resolution", "first_response_business"),
-    "samples": ("next_response", "ingest_lag", None),
-    "transfers": (None, None, None),
-}
+           "handed_off", "transfers")
+#: the bytea columns' metrics, after the counts
+_COLUMNS_PG = ("first_response", "resolution", "first_response_business", "next_response", "ingest_lag")
 #: metrics whose samples are the interval between two ticket timestamps
 _SPANS = ("first_response", "resolution")
-_TICKETS = f"""SELECT 'tickets', t.origin_account_id, ARRAY[
+_PART = f"""SELECT t.origin_account_id, ARRAY[
         count(*), count(*) FILTER (WHERE t.first_response_at IS NOT NULL),
         count(*) FILTER (WHERE t.first_response_met), count(t.first_response_met),
         count(*) FILTER (WHERE t.resolution_met), count(t.resolution_met),
         count(*) FILTER (WHERE t.reopen_count > 0), count(*) FILTER (WHERE t.first_message_public),
-        count(*) FILTER (WHERE t.first_message_public AND t.handoff_at IS NOT NULL)],
+        count(*) FILTER (WHERE t.first_message_public AND t.handoff_at IS NOT NULL), sum(t.transfer_count)],
     string_agg(interval_send(t.first_response_at - t.customer_first_message_at), ''::bytea),
     string_agg(interval_send(t.solved_at - t.customer_first_message_at), ''::bytea),
-    string_agg(float8send(t.first_response_business_s), ''::bytea)
-    FROM {_T} t WHERE {{where}} GROUP BY 2"""
-_SAMPLES = f"""SELECT 'samples', account, NULL::bigint[],
-    string_agg(float8send(nr), ''::bytea), string_agg(float8send(lag), ''::bytea), NULL::bytea
-    FROM (SELECT t.origin_account_id AS account, unnest(t.next_response_samples) AS nr,
-                 unnest(t.ingest_lag_samples) AS lag FROM {_T} t WHERE {{where}}) s GROUP BY 2"""
-#: per ticket first: joined as one Parallel Append part, the plain join went through every ticket by an index
-_TRANSFERS = f"""SELECT 'transfers', t.origin_account_id, ARRAY[sum(x.n)::bigint], NULL::bytea, NULL::bytea, NULL::bytea
-    FROM (SELECT e.ticket_id, count(*) AS n FROM {_E} e
-          WHERE e.action IN ({_ACTIONS}) AND e.old IS NOT NULL AND e.new IS NOT NULL GROUP BY 1) x
-    JOIN {_T} t ON t.id = x.ticket_id WHERE {{where}} GROUP BY 2"""
+    string_agg(float8send(t.first_response_business_s), ''::bytea),
+    string_agg(t.next_response_samples, ''::bytea), string_agg(t.ingest_lag_samples, ''::bytea)
+    FROM {_T} t WHERE {{where}} GROUP BY 1"""
 
 
 def _scope_where(scope: Scope) -> tuple[str, list[object]]:
@@ -260,38 +232,29 @@ def _scope_where(scope: Scope) -> tuple[str, list[object]]:
 
 
 def _page_ranges(cur) -> list[str]:  # type: ignore[no-untyped-def]
-    """Conditions splitting the tickets into one range of pages per process a parallel query may use."""
+    """Conditions on t.ctid splitting the tickets into a range of pages per process a parallel query may use.
+
+    One range for a table under min_parallel_table_scan_size, where no worker would start. The outer
+    two are open-ended, so rows on pages added since the size was read are still counted, once.
+    """
     cur.execute(
-        "SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int,"
-        " current_setting('max_parallel_workers_per_gather')::int",
+        "SELECT pg_relation_size(%s::regclass), current_setting('block_size')::int,"
+        " current_setting('max_parallel_workers_per_gather')::int + 1,"
+        " pg_size_bytes(current_setting('min_parallel_table_scan_size'))",
         [_T],
     )
-    pages, workers = cur.fetchone()
-    return _split(0, pages, workers + 1 if pages >= SPLIT_MIN_PAGES else 1)
-
-
-def _split(first: int, end: int, parts: int) -> list[str]:
-    """Conditions on t.ctid cutting pages [first, end) into `parts` ranges, the outer two open-ended.
-
-    Open-ended, rows on pages added since the size was read are still counted, once.
-    """
-    return _cut([first + (end - first) * i // parts for i in range(1, parts)])
-
-
-def _cut(pages: list[int]) -> list[str]:
-    """Conditions on t.ctid cutting the table before each of `pages` (ascending)."""
-    bounds = [f"'({page},0)'::tid" for page in pages]
+    size, page, processes, parallel_from = cur.fetchone()
+    parts = processes if size >= parallel_from else 1
+    bounds = [f"'({size // page * i // parts},0)'::tid" for i in range(1, parts)]
     lower = ["TRUE", *(f"t.ctid >= {b}" for b in bounds)]
     upper = [*(f"t.ctid < {b}" for b in bounds), "TRUE"]
     return [f"{lo} AND {hi}" for lo, hi in zip(lower, upper, strict=True)]
 
 
 def _statement(cur, scope: Scope) -> tuple[str, list[object]]:  # type: ignore[no-untyped-def]
-    """The report's one statement: the tickets and samples parts per range of pages, and the transfers."""
+    """The report's one statement: a part per range of pages."""
     where, params = _scope_where(scope)
-    ranges = _page_ranges(cur)
-    parts = [p.format(where=f"{where} AND {r}") for p in (_TICKETS, _SAMPLES) for r in ranges]
-    parts.append(_TRANSFERS.format(where=where))
+    parts = [_PART.format(where=f"{where} AND {r}") for r in _page_ranges(cur)]
     return " UNION ALL ".join(parts), params * len(parts)
 
 
@@ -311,18 +274,14 @@ def _postgres(scope: Scope, resolution_s: int) -> dict[str, Raw]:
         finally:
             cur.execute("RESET work_mem")
             cur.execute("RESET jit")
-    for part, account, counts, *columns in rows:
+    for account, counts, *columns in rows:
         ch = kinds[account]
         for raw in (out[ch], out[POOLED]):
-            if part == "tickets":
-                for name, n in zip(_COUNTS, counts, strict=True):
-                    setattr(raw, name, getattr(raw, name) + n)
-            elif part == "transfers":
-                raw.transfers += counts[0]
-        for metric, data in zip(_PARTS[part], columns, strict=True):
-            if metric is not None:
-                decode = seconds_from_intervals if metric in _SPANS else seconds_from_floats
-                samples[ch, metric].append(decode(data))
+            for name, n in zip(_COUNTS, counts, strict=True):
+                setattr(raw, name, getattr(raw, name) + n)
+        for metric, data in zip(_COLUMNS_PG, columns, strict=True):
+            decode = seconds_from_intervals if metric in _SPANS else seconds_from_floats
+            samples[ch, metric].append(decode(data))
     for elsewhere in scoped_tickets(scope=scope).filter(~Q(ingest_lag_elsewhere={})).values_list(
         "ingest_lag_elsewhere", flat=True
     ):

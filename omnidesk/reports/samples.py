@@ -55,6 +55,19 @@ def percentiles(values: Seconds, quantiles: Iterable[float]) -> dict[float, floa
 
 
 def histogram(values: Seconds, resolution_s: float) -> dict[int, int]:
-    """{floor(v / resolution_s): count}, the buckets of the rank test."""
-    buckets, counts = np.unique(np.floor(values / resolution_s), return_counts=True)
-    return {int(b): int(c) for b, c in zip(buckets, counts, strict=True)}
+    """{floor(v / resolution_s): count}, the buckets of the rank test.
+
+    Counted by offset from the lowest bucket (np.bincount, no sort: a third of the report's numpy
+    time went to np.unique's sort) unless the buckets are spread far wider than there are values.
+    """
+    buckets = np.floor(values / resolution_s)
+    if not len(buckets):
+        return {}
+    low = buckets.min()
+    if buckets.max() - low > 4 * len(buckets) + 4096:
+        found, counts = np.unique(buckets, return_counts=True)
+        return {int(b): c for b, c in zip(found.tolist(), counts.tolist(), strict=True)}
+    counts = np.bincount((buckets - low).astype(np.int64))
+    found = np.flatnonzero(counts)
+    first = int(low)
+    return {first + b: c for b, c in zip(found.tolist(), counts[found].tolist(), strict=True)}

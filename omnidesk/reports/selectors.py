@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from omnidesk.routing.models import Group
 from omnidesk.routing.selectors import user_group_ids, user_is_manager
-from omnidesk.tickets.models import Message, Ticket, TicketEvent
+from omnidesk.tickets.models import Message, Ticket
 
-from .metrics import TRANSFER_ACTIONS, Scope, scoped_tickets
+from .metrics import Scope, scoped_tickets
 
 DEFAULT_DAYS = 30
 
@@ -104,13 +104,10 @@ def report_tickets(*, scope: Scope, metric: str, channel: str | None = None, slo
         "sla_resolution": Q(resolution_met__isnull=False),
         "sla_resolution_missed": Q(resolution_met=False),
         "reopened": Q(reopen_count__gt=0),
+        "transferred": Q(transfer_count__gt=0),
     }
     if metric in filters:
         qs = qs.filter(filters[metric])
-    elif metric == "transferred":
-        qs = qs.filter(Exists(TicketEvent.objects.filter(
-            ticket=OuterRef("pk"), action__in=TRANSFER_ACTIONS, old__isnull=False, new__isnull=False,
-        )))
     elif metric == "public_first":
         qs = qs.filter(_public_first())
     elif metric == "handed_off":

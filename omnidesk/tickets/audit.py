@@ -7,6 +7,7 @@ import contextvars
 from collections.abc import Iterator
 from typing import Any
 
+from django.db.models import F
 from django.utils import timezone
 
 from omnidesk.rows import rows_insert
@@ -29,7 +30,7 @@ def ticket_event_record(
     message: Message | None = None,
     note: str = "",
 ) -> TicketEvent:
-    return TicketEvent.objects.create(
+    event = TicketEvent.objects.create(
         ticket=ticket,
         action=action,
         actor=actor,
@@ -40,6 +41,12 @@ def ticket_event_record(
         message=message,
         note=note[:500],
     )
+    if event.is_transfer:
+        # counted on the ticket for the parity report; in memory first (a deferred field loads the count
+        # before it changes), so a later save() of the whole row keeps it
+        ticket.transfer_count += 1
+        Ticket.objects.filter(pk=ticket.pk).update(transfer_count=F("transfer_count") + 1)
+    return event
 
 
 @contextlib.contextmanager

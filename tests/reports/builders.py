@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 from omnidesk.customers.models import Customer
 from omnidesk.plugins.models import ChannelAccount
 from omnidesk.reports.facts import report_facts_save
-from omnidesk.tickets.models import Message, Ticket, TicketEvent
+from omnidesk.tickets.audit import ticket_event_record
+from omnidesk.tickets.models import Message, Ticket
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
 SINCE = "2025-03-01"
@@ -77,9 +78,9 @@ def build(spec: Spec) -> Ticket:
         if reply_off is not None:
             msg("out", reply_off)
     for i in range(spec.transfers):
-        TicketEvent.objects.create(ticket=ticket, actor="agent", action="assignee_changed", field="assignee", old=i + 1, new=i + 2)
+        ticket_event_record(ticket=ticket, actor="agent", action="assignee_changed", field="assignee", old=i + 1, new=i + 2)
     # a first assignment and a note: neither is a transfer nor a response
-    TicketEvent.objects.create(ticket=ticket, actor="agent", action="assignee_changed", field="assignee", old=None, new=9)
+    ticket_event_record(ticket=ticket, actor="agent", action="assignee_changed", field="assignee", old=None, new=9)
     if spec.fr is not None:
         Message.objects.create(ticket=ticket, direction="out", kind="note", visibility="private", sent_at=at(1),
                                received_at=at(1), state="sent")

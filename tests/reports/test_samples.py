@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 import random
 from datetime import UTC, datetime, timedelta
@@ -10,9 +11,11 @@ import numpy as np
 import psycopg
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from hypothesis import given
 from hypothesis import strategies as st
 
+from omnidesk.customers.models import Customer
 from omnidesk.reports import metrics
 from omnidesk.reports.metrics import figures_compute
 from omnidesk.reports.samples import (
@@ -22,8 +25,10 @@ from omnidesk.reports.samples import (
     seconds_from_intervals,
 )
 from omnidesk.reports.stats import percentile
+from omnidesk.rows import rows_insert
+from omnidesk.tickets.models import Ticket
 
-from .builders import Spec, build
+from .builders import Spec, account, build
 from .test_report import SCOPE, same, small_dataset
 
 QS = (0.0, 0.01, 0.5, 0.9, 0.99, 1.0)
@@ -79,8 +84,12 @@ def test_histogram_counts_floor_buckets(values, width):  # type: ignore[no-untyp
     assert histogram(np.array(values, dtype=np.float64), width) == want
 
 
-def test_both_paths_agree_when_the_tickets_are_split_into_page_ranges(postgres, db, monkeypatch):  # type: ignore[no-untyped-def]
-    """Each range is aggregated on its own (by parallel workers when they start): every ticket counted once."""
+def test_both_paths_agree_when_the_tickets_are_split_into_page_ranges(postgres, db):  # type: ignore[no-untyped-def]
+    """Each range of pages is aggregated on its own (by parallel workers when they start): every ticket counted once."""
+    with connection.cursor() as cur:
+        # an empty table (undone with the test's transaction): rows earlier tests rolled back would
+        # otherwise fill the first pages, and these tickets would all fall in the last range
+        cur.execute("TRUNCATE tickets_ticket CASCADE")
     small_dataset()
     rng = random.Random(11)
     for i in range(80):
@@ -90,19 +99,42 @@ def test_both_paths_agree_when_the_tickets_are_split_into_page_ranges(postgres, 
                    transfers=int(i % 5 == 0), follow_ups=[(fr + 5, fr + 5 + rng.uniform(1, 600))] if i % 2 else []))
     count = "SELECT count(*) FROM tickets_ticket t WHERE {}"
     with psycopg.Cursor(connection.connection) as raw:
-        raw.execute("SET max_parallel_workers_per_gather = 3")
-        monkeypatch.setattr(metrics, "SPLIT_MIN_PAGES", 0)
-        assert len(metrics._page_ranges(raw)) == 4  # a range per process: the leader and three workers
-        # cut where these tickets are: earlier tests' rolled-back rows leave free space anywhere in the
-        # table, so cutting its pages evenly could leave every ticket in one or two ranges
-        pages = [row[0] for row in raw.execute(
-            "SELECT DISTINCT (ctid::text::point)[0]::int AS page FROM tickets_ticket ORDER BY page")]
-        parts = min(4, len(pages))
-        ranges = metrics._cut([pages[len(pages) * i // parts] for i in range(1, parts)])
+        # a range per process (the leader and three workers), even for a table this small
+        raw.execute("SET LOCAL max_parallel_workers_per_gather = 3")
+        raw.execute("SET LOCAL min_parallel_table_scan_size = 0")
+        ranges = metrics._page_ranges(raw)
         per_range = [raw.execute(count.format(r)).fetchone()[0] for r in ranges]
-        assert parts >= 3 and sum(per_range) == 89 and all(per_range), per_range
-        monkeypatch.setattr(metrics, "_page_ranges", lambda cur: ranges)
+        assert len(ranges) == 4 and sum(per_range) == 89 and all(per_range), per_range
         pg = figures_compute(scope=SCOPE, portable=False)
-        raw.execute("RESET max_parallel_workers_per_gather")
     same(pg, figures_compute(scope=SCOPE, portable=True))
     assert pg["all"].volume == 87
+
+
+def test_the_migration_to_bytes_keeps_every_sample_bit_for_bit(postgres, db):  # type: ignore[no-untyped-def]
+    migration = importlib.import_module("omnidesk.tickets.migrations.0006_report_columns")
+    lists = [[0.1, -2.5, 1e-310, 5e-324, 123456.789012, 0.0], [], [86400.000001]]
+    with connection.cursor() as cur:
+        # a temporary table of the same name comes first on the search path: the migration's SQL converts it
+        cur.execute("CREATE TEMPORARY TABLE tickets_ticket (i int, next_response_samples float8[], ingest_lag_samples float8[])")
+        for i, values in enumerate(lists):
+            cur.execute("INSERT INTO tickets_ticket VALUES (%s, %s::float8[], %s::float8[])", [i, values, values[::-1]])
+        for sql in migration._TO_BYTES:
+            cur.execute(sql)
+        cur.execute("SELECT next_response_samples, ingest_lag_samples FROM tickets_ticket ORDER BY i")
+        rows = cur.fetchall()
+        cur.execute("DROP TABLE pg_temp.tickets_ticket")
+    field = Ticket._meta.get_field("next_response_samples")
+    got = [[field.from_db_value(v, None, connection) for v in row] for row in rows]
+    assert got == [[values, values[::-1]] for values in lists]
+    assert all(type(v) is float for row in got for values in row for v in values)
+
+
+def test_new_tickets_keep_their_samples_in_the_one_json_insert(postgres, db):  # type: ignore[no-untyped-def]
+    """rows_insert sends the sample bytes as bytea's hex text instead of falling back to the ORM's INSERT."""
+    ticket = Ticket(origin_account=account("email"), customer=Customer.objects.create(display_name="c"),
+                    ingest_lag_samples=[1.5, 1e-310], next_response_samples=[])
+    with CaptureQueriesContext(connection) as queries:
+        rows_insert([ticket])
+    assert len(queries) == 1 and "json_populate_recordset" in queries[0]["sql"]
+    stored = Ticket.objects.get(pk=ticket.pk)
+    assert (stored.ingest_lag_samples, stored.next_response_samples) == ([1.5, 1e-310], [])
