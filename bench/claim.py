@@ -3,8 +3,9 @@
 
 Phase A calls the service `queue_claim_next` from N threads (each its own connection); phase B
 drives `POST /api/v1/queue/next/` with N closed-loop keep-alive clients (token auth) against
-uvicorn serving config.asgi. Both report claims/s and p50/p99 latency; afterwards every claim
-is checked: a ticket claimed twice (by events or by what clients received) is a double claim.
+uvicorn serving config.asgi. Both report claims/s and p50/p99 latency, phase B also per web process
+(how many connections each serves); afterwards every claim is checked: a ticket claimed twice (by
+events or by what clients received) is a double claim.
 
     python bench/claim.py [--tickets 100000] [--agents 50] [--seconds 15] [--reuse] [--json]
 
@@ -143,8 +144,9 @@ def phase_service(users: list[int], *, seconds: float, database: str) -> tuple[l
     return [x for xs in latencies for x in xs], [x for xs in claimed for x in xs], elapsed, pg
 
 
-async def _client(port: int, token: str, deadline: float, lat: list[float], got: list[int], bad: Counter) -> None:
+async def _client(port: int, token: str, deadline: float, lat: dict[int, list[float]], got: list[int], bad: Counter) -> None:
     reader, writer = await asyncio.open_connection(HOST, port)
+    mine = lat[writer.get_extra_info("sockname")[1]] = []
     request = (
         f"POST /api/v1/queue/next/ HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: Token {token}\r\n"
         "Content-Length: 0\r\nAccept: application/json\r\n\r\n"
@@ -156,7 +158,7 @@ async def _client(port: int, token: str, deadline: float, lat: list[float], got:
             head = await reader.readuntil(b"\r\n\r\n")
             length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1)) if b"ontent-" in head else 0
             body = await reader.readexactly(length) if length else b""
-            lat.append(time.perf_counter() - t0)
+            mine.append(time.perf_counter() - t0)
             code = int(head.split(b" ", 2)[1])
             if code == 200:
                 got.append(int(re.search(rb'"id":(\d+)', body).group(1)))
@@ -168,18 +170,63 @@ async def _client(port: int, token: str, deadline: float, lat: list[float], got:
         writer.close()
 
 
-def phase_http(tokens: list[str], *, port: int, seconds: float) -> tuple[list[float], list[int], float, Counter]:
-    lat: list[float] = []
+def phase_http(
+    tokens: list[str], *, port: int, seconds: float, web_pids: list[int]
+) -> tuple[list[float], list[int], float, Counter, list[dict[str, float]]]:
+    """Latencies, claimed ids, seconds, errors, and per web process its connections' count and latencies."""
+    lat: dict[int, list[float]] = {}
     got: list[int] = []
     bad: Counter = Counter()
+    owners: dict[int, int] = {}
 
     async def main() -> float:
         began = time.perf_counter()
-        await asyncio.gather(*(_client(port, t, began + seconds, lat, got, bad) for t in tokens))
+        clients = asyncio.gather(*(_client(port, t, began + seconds, lat, got, bad) for t in tokens))
+        await asyncio.sleep(min(1.0, seconds / 2))  # every client connected
+        owners.update(await asyncio.to_thread(_serving_pids, web_pids, port))
+        await clients
         return time.perf_counter() - began
 
     elapsed = asyncio.run(main())
-    return lat, got, elapsed, bad
+    by_pid: dict[int, list[list[float]]] = {}
+    for client_port, xs in lat.items():
+        by_pid.setdefault(owners.get(client_port, 0), []).append(xs)
+    per_process = [
+        {"connections": len(conns), "claims": sum(map(len, conns)),
+         "p50_ms": round(percentile([x for xs in conns for x in xs], 50) * 1000, 1),
+         "p99_ms": round(percentile([x for xs in conns for x in xs], 99) * 1000, 1)}
+        for _, conns in sorted(by_pid.items(), key=lambda item: -len(item[1]))
+    ]
+    return [x for xs in lat.values() for x in xs], got, elapsed, bad, per_process
+
+
+def _serving_pids(pids: list[int], port: int) -> dict[int, int]:
+    """The web process serving each client connection, by the client's port (Linux /proc).
+
+    Each uvicorn process accepts from the one listening socket, so the kernel's wake-ups, not a
+    balancer, decide how many keep-alive connections each serves: a process with more has
+    proportionally longer queues, which shows in its p99."""
+    inodes = {}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes[int(target[8:-1])] = pid
+    owners = {}
+    with open("/proc/net/tcp") as table:
+        for line in list(table)[1:]:
+            fields = line.split()
+            local, remote, inode = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16), int(fields[9])
+            if local == port and inode in inodes:
+                owners[remote] = inodes[inode]
+    return owners
 
 
 def _pg_cpu_since(before: dict[int, float], database: str) -> float:
@@ -227,7 +274,8 @@ def main() -> None:
         say(f"phase B: HTTP, {args.agents} closed-loop clients, {args.web_workers} uvicorn process(es) "
             f"({args.interface}), {args.seconds:g}s")
         pg0, web0, gen0 = postgres_cpu_seconds(database), server.cpu_seconds(), time.process_time()
-        h_lat, h_got, h_elapsed, bad = phase_http([t for _, t in people], port=port, seconds=args.seconds)
+        h_lat, h_got, h_elapsed, bad, per_process = phase_http(
+            [t for _, t in people], port=port, seconds=args.seconds, web_pids=list(server.rss_mb()))
         h_cpu = {"web": server.cpu_seconds() - web0, "postgres": _pg_cpu_since(pg0, database),
                  "generator": time.process_time() - gen0}
     finally:
@@ -254,6 +302,7 @@ def main() -> None:
         "double_claims": double,
         "lost_claims": lost,
         "http_errors": dict(bad),
+        "http_per_process": per_process,
         "load_avg_before": [round(x, 2) for x in load_before],
         "load_avg_after": [round(x, 2) for x in load_after],
     }
@@ -263,6 +312,9 @@ def main() -> None:
                               f"p99 {figures['service_p99_ms']} ms ({len(s_got)} claims)"),
         ("HTTP (closed loop)", f"{figures['claims_per_s']} claims/s, p50 {figures['claim_p50_ms']} ms, "
                                f"p99 {figures['claim_p99_ms']} ms ({len(h_got)} claims, errors {dict(bad)})"),
+        ("HTTP per web process", "; ".join(
+            f"{p['connections']} connections, {p['claims']} claims, p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms"
+            for p in per_process)),
         ("CPU per claim, service", ", ".join(f"{k} {v} ms" for k, v in figures["service_cpu_ms"].items())),
         ("CPU per claim, HTTP", ", ".join(f"{k} {v} ms" for k, v in figures["http_cpu_ms"].items())),
         ("double claims", double),

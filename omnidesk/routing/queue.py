@@ -133,9 +133,9 @@ def _claim_sql(*, scoped: bool, skills: int, capped: bool) -> str:
     """One statement (PostgreSQL): pick and lock the first claimable row in queue order (the
     routing_ticket_claimable index), assign it unless the agent is at capacity, record the event.
     Parameters in order: [user, skills…] user, now, [user, capacity] now, user, new, note, [user, capacity].
-    It writes the same event row as ticket_event_record (which has no other effect). It always
-    returns one row: the ticket's columns are NULL when nothing was claimed, and the last column
-    then tells whether the agent is at capacity (counted only in that case)."""
+    It writes the same event row as ticket_event_record (whose other effect, counting transfers, a
+    claim never has). It always returns one row: the ticket's columns are NULL when nothing was
+    claimed, and the last column then tells whether the agent is at capacity (counted only in that case)."""
     ticket, event = Ticket._meta.db_table, TicketEvent._meta.db_table
     scope = ""
     if scoped:
@@ -182,9 +182,10 @@ def _related_joins() -> str:
 
 
 def _ticket_from_row(row: Sequence[Any]) -> Ticket:
-    ticket, *related = rows.instances(row, [Ticket, *(Ticket._meta.get_field(name).related_model for name, _ in _RELATED)])
-    for (name, _), instance in zip(_RELATED, related):
-        setattr(ticket, name, instance)
+    fields = [Ticket._meta.get_field(name) for name, _ in _RELATED]
+    ticket, *related = rows.instances(row, [Ticket, *(field.related_model for field in fields)])
+    for field, instance in zip(fields, related):
+        field.set_cached_value(ticket, instance)  # as select_related does: the ids are already the row's
     return ticket
 
 

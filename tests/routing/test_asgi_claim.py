@@ -84,3 +84,17 @@ def test_csrf_still_guards_a_session_post_over_asgi(api_account, agent):
     status, _, body = _post("/api/v1/queue/next/", [(b"cookie", cookie)])
     assert status == 403 and b"CSRF" in body
     assert not Ticket.objects.filter(assignee=agent).exists()
+
+
+def test_the_web_process_freezes_what_it_loads_at_startup():
+    """The cyclic collector then skips Django, the apps and every view: a full collection of that heap
+    paused every request of the process for 70-120 ms (bench/claim.py)."""
+    import subprocess
+    import sys
+
+    from omnidesk.devtools.procs import ROOT, child_env
+
+    code = "import gc, sys, config.asgi; print(gc.get_freeze_count(), 'omnidesk.api.routing' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=child_env(), capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    assert int(out[0]) > 50_000 and out[1] == "True"  # the views came with the URLconf, before the freeze

@@ -193,3 +193,56 @@ def test_settings_that_turn_preparing_off_are_kept(postgres, api_account, agent)
         assert _claim_runs_prepared() == before
     finally:
         del connection.settings_dict["OPTIONS"]["prepare_threshold"]
+
+
+def test_a_claimed_ticket_is_built_as_from_db_builds_it(api_account, agent):
+    """The claim puts the row's values in the instances' __dict__; what from_db would give, field by field."""
+    (ticket,) = _tickets(api_account, 1)
+    claimed = queue_claim_next(user=_fresh(agent))
+    loaded = Ticket.objects.select_related("customer", "origin_account", "group", "sla_policy").get(pk=ticket.pk)
+    for instance, expected in [(claimed, loaded), *((getattr(claimed, n), getattr(loaded, n)) for n in (
+            "customer", "origin_account", "group", "sla_policy"))]:
+        for field in type(expected)._meta.concrete_fields:
+            assert getattr(instance, field.attname) == getattr(expected, field.attname), field.name
+        assert (instance._state.adding, instance._state.db) == (False, "default")
+    assert claimed.assignee == agent and claimed.sla_policy is not None
+
+
+def test_a_model_with_init_listeners_still_gets_its_signals(api_account, agent):
+    """A receiver of pre_init/post_init (none in the project today) sees claimed tickets as any loaded ones."""
+    from django.db.models.signals import post_init
+
+    (ticket,) = _tickets(api_account, 1)
+    seen: list[int] = []
+
+    def receiver(sender, instance, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(instance.pk)
+
+    post_init.connect(receiver, sender=Ticket)
+    try:
+        assert queue_claim_next(user=_fresh(agent)).pk == ticket.pk
+    finally:
+        post_init.disconnect(receiver, sender=Ticket)
+    assert seen == [ticket.pk]
+
+
+def test_a_claim_writes_no_index_no_query_reads(postgres):
+    """A claim's UPDATE is never HOT (assignee_id is indexed), so it writes every index of the table: the
+    queue-order index that no query could use and the policy FKs' (looked up only when a policy is deleted) are
+    gone, and so is the audit event's ticket index that (ticket, at) covers."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+            " WHERE i.indrelid = 'tickets_ticket'::regclass"
+        )
+        leading = {column for (column,) in cursor.fetchall()}
+        cursor.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 'ticket_queue_order'")
+        assert cursor.fetchone() == (0,)
+        cursor.execute(
+            "SELECT array_agg(pg_get_indexdef(indexrelid)) FROM pg_index WHERE indrelid = 'tickets_ticketevent'::regclass"
+            " AND indkey[0] = (SELECT attnum FROM pg_attribute WHERE attrelid = indrelid AND attname = 'ticket_id')"
+        )
+        (event_indexes,) = cursor.fetchone()
+    assert not leading & {"sla_policy_id", "sla_policy_override_id"}
+    assert {"assignee_id", "status", "sla_due_at"} <= leading  # (assignee, status), (status, group), the claim's own
+    assert len(event_indexes) == 1 and "(ticket_id, at)" in event_indexes[0]  # the audit event's: one, not two
