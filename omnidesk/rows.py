@@ -169,3 +169,48 @@ def rows_insert(objs: Sequence[Model], *, stamp: bool = True) -> None:
         obj.pk = pk
         obj._state.adding = False
         obj._state.db = connection.alias
+
+
+@functools.cache
+def _update_sql(model: type[Model], columns: tuple[str, ...]) -> str:
+    quote = connection.ops.quote_name
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+    assignments = ", ".join(f"{quote(column)} = r.{quote(column)}" for column in columns)
+    return (
+        f"UPDATE {table} SET {assignments} FROM json_populate_recordset(NULL::{table}, %s::json) AS r "
+        f"WHERE {table}.{pk} = r.{pk}"
+    )
+
+
+def rows_update(objs: Sequence[Model], fields: Sequence[str]) -> None:
+    """UPDATE the named fields of `objs` (all of one model, saved) in one statement, built once per
+    model and field list; the rows travel as one JSON parameter, as in `rows_insert`.
+
+    What `save(update_fields=…)` does, without compiling an UPDATE per object (a follow-up's ticket
+    UPDATE was a tenth of the apply's CPU): auto_now fields named are stamped, and a row that is
+    gone raises DatabaseError.
+    """
+    if not objs:
+        return
+    model = type(objs[0])
+    names = list(dict.fromkeys(fields))
+    chosen = [model._meta.get_field(name) for name in names]
+    if connection.vendor != "postgresql":
+        for obj in objs:
+            obj.save(update_fields=names)
+        return
+    pk = model._meta.pk
+    rows = [
+        {pk.column: obj.pk, **{f.column: f.get_prep_value(f.pre_save(obj, False)) for f in chosen}} for obj in objs
+    ]
+    try:
+        payload = json.dumps(rows, default=_plain, allow_nan=False)
+    except (TypeError, ValueError):
+        for obj in objs:
+            obj.save(update_fields=names)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_update_sql(model, tuple(f.column for f in chosen)), [payload])
+        updated = cursor.rowcount
+    if updated != len(objs):
+        raise DatabaseError(f"{len(objs) - updated} of {len(objs)} {model._meta.label} rows to update are gone")

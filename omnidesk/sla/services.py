@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from omnidesk.reports.facts import report_facts_refresh
+from omnidesk.rows import rows_update
 from omnidesk.tickets.models import Message, Ticket, TicketEvent
 
 from .businesstime import BusinessCalendar
@@ -149,7 +150,7 @@ def sla_recompute(
     ticket.sla_reason = reason[:300]
     fresh = _clocks(ticket, policy, business_calendar(policy.calendar if policy else None), now)
     if save:
-        ticket.save(update_fields=list(dict.fromkeys([*_SLA_FIELDS, *also_save, "updated_at"])))
+        rows_update([ticket], [*_SLA_FIELDS, *also_save, "updated_at"])
         TicketEvent.objects.bulk_create(_announcement_events(ticket, fresh))
     return fresh
 

@@ -83,6 +83,61 @@ def test_a_failing_event_sends_the_batch_item_by_item_and_only_it_fails(api_acco
     assert {e.attempts for e in events.values()} == {1}  # the rolled-back pass is not counted
 
 
+def test_a_failing_event_takes_only_itself_down_the_per_item_path(api_account, post_hook, no_rules):
+    for i in range(4):
+        post_hook("acme-api", _body(f"s-{i}", i))
+    post_hook("acme-api", api_body(id="s-bad", thread="x", author={"id": " ", "name": "Nobody"}, text="no usable id"))
+    for i in range(4, 8):
+        post_hook("acme-api", _body(f"s-{i}", i if i < 7 else 0, text="later"))  # s-7 follows s-0 up
+    with CaptureQueriesContext(connection) as ctx:
+        report = inbound_events_apply(limit=10)
+    assert (report.applied, report.failed) == (8, 1)
+    sql = [q["sql"] for q in ctx.captured_queries]
+    # the apply's, the batch's reads and the batch rolled back; then the four before and the four
+    # after it each read and applied together, and the bad one alone: 8, not 3 + one per item (12)
+    assert sum(s.startswith("SAVEPOINT") for s in sql) == 8
+    assert sum(s.startswith("ROLLBACK TO SAVEPOINT") for s in sql) == 2  # the batch, then the bad item
+    by_ext = dict(Message.objects.values_list("external_id", "ticket_id"))
+    assert sorted(by_ext) == sorted(f"s-{i}" for i in range(8))
+    assert by_ext["s-7"] == by_ext["s-0"] and len(set(by_ext.values())) == 7
+    assert b'"s-bad"' in bytes(InboundEvent.objects.get(status="failed").body)
+    events = InboundEvent.objects.all()
+    assert {e.attempts for e in events} == {1} and {e.status for e in events} == {"processed", "failed"}
+    assert TicketEvent.objects.filter(action="message_added").count() == 8  # nothing rolled back is left, nothing twice
+
+
+def test_the_claim_takes_the_named_events_first_then_the_oldest_others(api_account, post_hook):
+    for i in range(4):
+        post_hook("acme-api", _body(f"c-{i}", i))
+    ids = list(InboundEvent.objects.order_by("pk").values_list("pk", flat=True))
+    inbound_events_apply(event_ids=[ids[3]], limit=2)
+    assert set(InboundEvent.objects.filter(status="processed").values_list("pk", flat=True)) == {ids[3], ids[0]}
+    inbound_events_apply(event_ids=[ids[2], ids[3]], limit=1)
+    assert InboundEvent.objects.get(pk=ids[2]).status == "processed"
+    assert InboundEvent.objects.get(pk=ids[1]).status == "pending"
+
+
+def test_rows_update_stamps_auto_now_and_refuses_a_row_that_is_gone(api_account, post_hook):
+    from django.db import DatabaseError
+
+    from omnidesk.rows import rows_update
+
+    post_hook("acme-api", _body("u-1", 1))
+    inbound_events_apply()
+    ticket = Message.objects.get().ticket
+    stamped = ticket.updated_at
+    ticket.subject, ticket.tags = "changed", ["vip", "ünïcode"]
+    with CaptureQueriesContext(connection) as ctx:
+        rows_update([ticket], ["subject", "tags", "updated_at"])
+    assert len(ctx.captured_queries) == 1
+    fresh = Ticket.objects.get(pk=ticket.pk)
+    assert (fresh.subject, fresh.tags) == ("changed", ["vip", "ünïcode"])
+    assert fresh.updated_at == ticket.updated_at > stamped
+    Ticket.objects.filter(pk=ticket.pk).delete()
+    with pytest.raises(DatabaseError):
+        rows_update([ticket], ["subject"])
+
+
 def test_a_fetch_is_stored_in_one_insert_and_redeliveries_are_skipped(api_account):
     raws = [RawEvent(body=_body(f"f-{i}", i), source_key=f"k-{i}") for i in range(3)]
     first = inbound_events_store(account=api_account, raws=raws[:2])
