@@ -27,7 +27,7 @@ from omnidesk.routing.models import Agent
 from omnidesk.tickets.models import Message, OutboundMessage, Ticket, TicketEvent
 from omnidesk.tickets.outbox import outbound_send
 from tests.plugins.email.conftest import Sink, _Handler
-from tests.plugins.email.dovecot import free_port
+from tests.services.procs import free_port
 
 from .traffic import BACKGROUND_TEXTS, STORM_TEXTS, accounts_make, deliver, now_utc, spread
 

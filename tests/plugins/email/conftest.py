@@ -13,8 +13,9 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.conftest import need
+from tests.services.procs import free_port
 
-from .dovecot import PASSWORD, Dovecot, free_port, missing
+from .dovecot import PASSWORD, Dovecot, missing
 
 ADDRESS = "support@desk.example"
 

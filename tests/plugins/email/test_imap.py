@@ -15,8 +15,10 @@ from omnidesk.plugins.config import load_config
 from omnidesk.plugins.contract import AuthorizationRequired, FetchResult
 from omnidesk.plugins.testing import network_blocked
 
+from tests.services.procs import free_port
+
 from .conftest import SECRETS, email_config
-from .dovecot import Dovecot, free_port
+from .dovecot import Dovecot
 
 
 def mail(n: int, *, subject: str = "Help", extra: str = "") -> bytes:

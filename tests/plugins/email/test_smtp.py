@@ -17,9 +17,9 @@ from omnidesk.plugins.contract import (
     RetryableSendError,
 )
 
-from .conftest import ADDRESS, Sink, email_config
-from .dovecot import free_port
+from tests.services.procs import free_port
 
+from .conftest import ADDRESS, Sink, email_config
 
 def make(sink: Sink | None, **overrides: object) -> EmailChannel:
     config = email_config(None, "", sink, **overrides)
