@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from _common import (
-    child_env, django_setup, ensure_database, flush_broker, free_port, percentile, port_open, report, reset_data,
-    say, start_server, start_workers, wait_until,
+    child_env, django_setup, ensure_database, flush_broker, free_port, percentile, port_open, postgres_cpu_seconds,
+    report, reset_data, say, start_server, start_workers, wait_until,
 )
 
 from omnidesk.devtools.procs import Proc, start_scheduler
@@ -153,6 +153,15 @@ class Tally:
     offered: Counter = field(default_factory=Counter)
     claims: dict[int, tuple[str, float]] = field(default_factory=dict)  # ticket → (group, claim answered at)
     replies: int = 0
+    loop_lag_ms: list[float] = field(default_factory=list)
+
+
+async def loop_lag(stop: asyncio.Event, tally: Tally, every: float = 0.05) -> None:
+    """How late this generator's loop wakes: its clock times websocket delivery, so its lag is in the figure."""
+    while not stop.is_set():
+        started = time.perf_counter()
+        await asyncio.sleep(every)
+        tally.loop_lag_ms.append((time.perf_counter() - started - every) * 1000)
 
 
 async def webhooks(port: int, rate: float, until: float, tally: Tally, email_queue: list[int]) -> None:
@@ -328,13 +337,14 @@ async def traffic(args, port: int, people, tally: Tally, email_queue: list[int])
     say(f"{len(listeners)} websockets connected; {args.seconds:g}s of traffic")
     rng = random.Random(args.seed)
     until = time.monotonic() + args.seconds
+    lag = asyncio.ensure_future(loop_lag(stop, tally))
     await asyncio.gather(
         webhooks(port, args.rate, until, tally, email_queue),
         *(agent(port, group, token, until, args.think, tally, rng) for group, token, _ in people if token),
     )
     await quiet([lst for _, lst in listeners], for_s=3, at_most_s=30)  # the last updates are on their way
     stop.set()
-    await asyncio.gather(*running, return_exceptions=True)
+    await asyncio.gather(lag, *running, return_exceptions=True)
     for (_, lst), task in zip(listeners, running):
         if task.exception() is not None or lst.closed_with not in (1000, None):
             tally.errors[f"websocket dropped ({task.exception() or lst.closed_with})"] += 1
@@ -398,12 +408,12 @@ def main() -> None:
         poller.start()
         load0 = os.getloadavg()[0]
         applied0 = applied_count()
-        cpu0 = cpu_seconds(procs)
+        cpu0 = cpu_seconds(procs, url)
         started = time.monotonic()
         listeners = asyncio.run(traffic(args, port, people, tally, email_queue))
         window_s = time.monotonic() - started
         applied = applied_count() - applied0
-        cpu = {name: spent - cpu0[name] for name, spent in cpu_seconds(procs).items()}
+        cpu = {name: spent - cpu0[name] for name, spent in cpu_seconds(procs, url).items()}
         stop_email.set()
         poller.join(30)
         load1 = os.getloadavg()[0]
@@ -429,7 +439,10 @@ def main() -> None:
         "ws_p99_ms": round(percentile(ws_ms, 99), 1),
         "rss_mb": round(memory.peak_total, 1),
         "errors": errors,
-        "cpu_ms_per_event": round(sum(cpu.values()) * 1000 / max(applied, 1), 1),
+        # our processes, as in earlier sessions' figures; PostgreSQL's apart (its backends are only sampled)
+        "cpu_ms_per_event": round((sum(cpu.values()) - cpu["postgres"]) * 1000 / max(applied, 1), 1),
+        "postgres_ms_per_event": round(cpu["postgres"] * 1000 / max(applied, 1), 1),
+        "web_ms_per_request": round(cpu["web"] * 1000 / max(len(tally.api_ms) + len(tally.webhook_ms), 1), 1),
     }
     lines = [
         ("offered", f"{sum(tally.offered.values())} events in {args.seconds:g}s ({args.rate:g}/s: "
@@ -440,9 +453,13 @@ def main() -> None:
         ("agents' API", f"{len(tally.api_ms)} requests, p50 {percentile(tally.api_ms, 50):.1f} ms, "
                         f"p99 {figures['api_p99_ms']} ms; {len(tally.claims)} claims, {tally.replies} replies"),
         ("websocket delivery", f"{len(ws_ms)} updates to {len(listeners)} clients, p50 {percentile(ws_ms, 50):.1f} ms, "
-                               f"p99 {figures['ws_p99_ms']} ms (claim answered → every agent of the group told)"),
-        ("CPU during the window", f"{sum(cpu.values()):.1f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
-                                  + f"; {figures['cpu_ms_per_event']} ms per applied event"),
+                               f"p99 {figures['ws_p99_ms']} ms (claim answered → every agent of the group told); "
+                               f"this generator's loop late by p50 {percentile(tally.loop_lag_ms, 50):.1f} ms, "
+                               f"p99 {percentile(tally.loop_lag_ms, 99):.1f} ms"),
+        ("CPU during the window", ", ".join(f"{k} {v:.1f} s" for k, v in cpu.items())
+                                  + f"; {figures['cpu_ms_per_event']} ms per applied event, and PostgreSQL's "
+                                  f"{figures['postgres_ms_per_event']} ms; web {figures['web_ms_per_request']} ms per "
+                                  "request (agents' and webhooks, the live updates they cause included)"),
         ("peak RSS", f"{figures['rss_mb']} MiB in total; " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(memory.peak.items()))),
         ("errors", f"{errors} {dict(tally.errors) or ''}"),
         ("setup", f"{args.web_workers} uvicorn (asgi), {args.worker_processes}×{args.worker_threads} workers, "
@@ -453,10 +470,14 @@ def main() -> None:
     report("bench/load.py", lines, figures, as_json=args.json)
 
 
-def cpu_seconds(procs: list[Proc]) -> dict[str, float]:
-    """CPU seconds so far of each kind of server process, and of this generator: on a shared machine
-    the rates move with the neighbours' load, CPU per event much less."""
-    return {**{proc.name: proc.cpu_seconds() for proc in procs}, "generator": sum(os.times()[:2])}
+def cpu_seconds(procs: list[Proc], url: str) -> dict[str, float]:
+    """CPU seconds so far of each kind of server process, of this generator and of the PostgreSQL backends
+    serving the run (pooled and persistent connections: a backend that ends in the window is missed): on a
+    shared machine the rates move with the neighbours' load, CPU per event much less."""
+    from urllib.parse import urlparse
+
+    return {**{proc.name: proc.cpu_seconds() for proc in procs}, "generator": sum(os.times()[:2]),
+            "postgres": sum(postgres_cpu_seconds(urlparse(url).path.lstrip("/")).values())}
 
 
 def applied_count() -> int:

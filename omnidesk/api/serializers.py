@@ -13,7 +13,7 @@ from omnidesk.customers.models import Customer, Identity
 from omnidesk.routing.models import Group
 from omnidesk.sla.services import sla_remaining
 from omnidesk.tickets.models import Attachment, Message, Ticket, TicketEvent
-from omnidesk.tickets.selectors import ticket_messages
+from omnidesk.tickets.selectors import ticket_events, ticket_messages
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -181,7 +181,7 @@ class TicketDetailSerializer(TicketSerializer):
 
     @extend_schema_field(TicketEventSerializer(many=True))
     def get_events(self, obj: Ticket) -> list[dict[str, Any]]:
-        return _EVENTS.to_representation(obj.events.select_related("actor_user").order_by("at", "pk"))
+        return _EVENTS.to_representation(ticket_events(ticket=obj))
 
 
 _MESSAGES = MessageSerializer(many=True)

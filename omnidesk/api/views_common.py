@@ -17,6 +17,9 @@ class ScopedObjectMixin:
         try:
             return super().get_object()  # type: ignore[misc]
         except Http404:
-            lookup = self.lookup_url_kwarg or self.lookup_field  # type: ignore[attr-defined]
-            value = self.kwargs.get(lookup, "")  # type: ignore[attr-defined]
-            raise NotFound(f"no {self.noun} {value!s:.80} that you can see") from None
+            raise self.not_found() from None
+
+    def not_found(self) -> NotFound:
+        lookup = self.lookup_url_kwarg or self.lookup_field  # type: ignore[attr-defined]
+        value = self.kwargs.get(lookup, "")  # type: ignore[attr-defined]
+        return NotFound(f"no {self.noun} {value!s:.80} that you can see")

@@ -13,7 +13,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from omnidesk.routing.selectors import user_can_work, user_group_ids, user_is_manager
 
-from . import live
+from . import live, relay
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -58,6 +58,8 @@ class QueueConsumer(LiveConsumer):
     needs telling, and a frame per change per socket was a large part of the web processes' work.
     Held frames go out on ticks of one clock for the whole process (_tick), all in the same turn of
     the loop, so a team's sockets hold the same changes and share one encoded frame (queue_frame).
+    The team's messages reach the socket through the process's relay for that team (relay.py), not
+    through a layer membership of its own.
     """
 
     async def connect(self) -> None:
@@ -70,8 +72,9 @@ class QueueConsumer(LiveConsumer):
         self.pending: dict[tuple[int, str], None] = {}  # an ordered set
         self.last_frame = 0.0
         self.held: asyncio.Task | None = None
+        self.sending: set[asyncio.Task] = set()  # the loop keeps only weak references to its tasks
         for name in groups:
-            await self.channel_layer.group_add(name, self.channel_name)
+            await relay.join(name, self)
         await self.accept()
 
     @database_sync_to_async
@@ -83,27 +86,44 @@ class QueueConsumer(LiveConsumer):
         return [live.group_for_team(g) for g in sorted(user_group_ids(user))]
 
     async def disconnect(self, code: int) -> None:
-        if getattr(self, "held", None) is not None:
-            self.held.cancel()
         for name in getattr(self, "subscribed", []):
-            await self.channel_layer.group_discard(name, self.channel_name)
+            await relay.leave(name, self)
+        for task in [self.held, *getattr(self, "sending", ())]:
+            if task is not None:
+                task.cancel()
 
-    async def tickets_changed(self, event: dict) -> None:
-        for item in event["changes"]:
+    def relayed(self, message: dict) -> None:
+        """A team message, from the relay: it must not wait on this socket (a slow client would hold the others)."""
+        if message["type"] == "incident.changed":
+            self._spawn(self.send_json({"event": "incident.changed", "incident": message["incident"]}))
+            return
+        for item in message["changes"]:
             self.pending[(item["ticket"], item["change"])] = None
         if self.held is not None:
             return  # a frame is already due
         loop = asyncio.get_running_loop()
-        if loop.time() >= self.last_frame + live.QUEUE_FRAME_EVERY_S:
-            await self._send_pending(loop.time())
-        else:
-            self.held = asyncio.ensure_future(self._send_pending(_tick(self.last_frame + live.QUEUE_FRAME_EVERY_S)))
+        at = loop.time()
+        if at < self.last_frame + live.QUEUE_FRAME_EVERY_S:
+            at = _tick(self.last_frame + live.QUEUE_FRAME_EVERY_S)
+        self.held = self._spawn(self._send_pending(at))
+
+    def _spawn(self, coro) -> asyncio.Task:  # type: ignore[no-untyped-def]
+        task = asyncio.ensure_future(coro)
+        self.sending.add(task)
+        task.add_done_callback(self._sent)
+        return task
+
+    def _sent(self, task: asyncio.Task) -> None:
+        """A send to a socket that has just closed fails; its disconnect is on the way, nothing to report."""
+        self.sending.discard(task)
+        if not task.cancelled():
+            task.exception()
 
     async def _send_pending(self, at: float) -> None:
         loop = asyncio.get_running_loop()
         if at > loop.time():
             # call_at, not sleep(): every socket waiting for this tick wakes in the same turn of the loop,
-            # before the layer's next message reaches any of them
+            # before the relay's next message reaches any of them
             due = loop.create_future()
             loop.call_at(at, lambda: due.done() or due.set_result(None))
             await due
@@ -111,9 +131,6 @@ class QueueConsumer(LiveConsumer):
         changes, self.pending = self.pending, {}
         self.last_frame = at
         await self.send(text_data=queue_frame(tuple(changes)))
-
-    async def incident_changed(self, event: dict) -> None:
-        await self.send_json({"event": "incident.changed", "incident": event["incident"]})
 
 
 class TicketConsumer(LiveConsumer):

@@ -124,3 +124,68 @@ async def _sharing(alice, bob, tier1):  # type: ignore[no-untyped-def]
     assert queue_frame.cache_info().misses == 1  # encoded for one socket, reused by the other
     await a.disconnect()
     await b.disconnect()
+
+
+def test_a_teams_queue_sockets_share_one_layer_member_per_process():
+    """The team's messages are received once per process and handed to each of its sockets (relay.py); the
+    last socket to leave takes the membership with it."""
+    tier1 = Group.objects.create(name="Tier 1")
+    alice, bob = _agent("alice", tier1), _agent("bob", tier1)
+    async_to_sync(_relayed)(alice, bob, tier1.pk)
+
+
+async def _relayed(alice, bob, tier1):  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from channels.db import database_sync_to_async
+    from channels.layers import get_channel_layer
+
+    from omnidesk.workspace import relay
+
+    team = live.group_for_team(tier1)
+    layer = get_channel_layer()._get_layer()  # the Pub/Sub layer of this loop: who it fans out to
+    (a, ok_a, _), (b, ok_b, _) = await _open(alice), await _open(bob)
+    assert ok_a and ok_b
+    assert len(layer.groups[layer._get_group_channel_name(team)]) == 1
+    await database_sync_to_async(live.tickets_changed)({1: "claimed"}, teams={1: tier1})
+    for socket in (a, b):
+        assert await socket.receive_json_from(timeout=2) == {
+            "event": "tickets.changed", "changes": [{"ticket": 1, "change": "claimed"}]}
+    await a.disconnect()
+    assert len(layer.groups[layer._get_group_channel_name(team)]) == 1  # bob is still there
+    await b.disconnect()
+    await asyncio.sleep(0)
+    assert layer._get_group_channel_name(team) not in layer.groups
+    assert not [key for key in relay._relays if key[1] == team]
+
+
+def test_a_failing_socket_does_not_starve_the_others_of_its_team():
+    async_to_sync(_failing)()
+
+
+async def _failing():  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from channels.layers import get_channel_layer
+
+    from omnidesk.workspace import relay
+
+    class Socket:
+        channel_layer = get_channel_layer()
+
+        def __init__(self, fails: bool) -> None:
+            self.fails, self.got = fails, asyncio.Queue()
+
+        def relayed(self, message: dict) -> None:
+            if self.fails:
+                raise RuntimeError("closed")
+            self.got.put_nowait(message)
+
+    broken, fine = Socket(fails=True), Socket(fails=False)
+    for socket in (broken, fine):
+        await relay.join("desk.group.99", socket)
+    for n in (1, 2):
+        await Socket.channel_layer.group_send("desk.group.99", live.tickets_payload({n: "created"}))
+        assert await asyncio.wait_for(fine.got.get(), 5) == live.tickets_payload({n: "created"})
+    for socket in (broken, fine):
+        await relay.leave("desk.group.99", socket)
