@@ -6,8 +6,10 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
+from django.db import connection
+
 from omnidesk.plugins.contract import Author, IdentityRef
-from omnidesk.rows import rows_insert
+from omnidesk.rows import rows_insert, select_with
 
 from .identities import InvalidIdentity, normalize
 from .models import Customer, Identity
@@ -16,6 +18,8 @@ log = logging.getLogger(__name__)
 
 
 IdentityKey = tuple[str, str, str]
+#: the batch's identities (IdentityLookups), on PostgreSQL
+_BATCH_WHERE = 'm."kind" = ANY(%s) AND m."namespace" = ANY(%s) AND m."value" = ANY(%s)'
 
 
 def identity_key(ref: IdentityRef) -> IdentityKey:
@@ -41,10 +45,13 @@ class IdentityLookups:
             # One IN list per column (the unique index serves it; a batch has few kinds and
             # namespaces), the exact keys picked here: an OR of one AND per key costs the ORM
             # several times more CPU to build than the query costs PostgreSQL.
-            kinds, namespaces, values = ({key[i] for key in keys} for i in range(3))
-            found = Identity.objects.select_related("customer").filter(
-                kind__in=kinds, namespace__in=namespaces, value__in=values
-            )
+            kinds, namespaces, values = ([*{key[i] for key in keys}] for i in range(3))
+            if connection.vendor == "postgresql":
+                found = select_with(Identity, ("customer",), _BATCH_WHERE, [kinds, namespaces, values])
+            else:
+                found = Identity.objects.select_related("customer").filter(
+                    kind__in=kinds, namespace__in=namespaces, value__in=values
+                )
             for identity in found:
                 key = (identity.kind, identity.namespace, identity.value)
                 if key in self._rows:

@@ -29,7 +29,7 @@ from omnidesk.plugins.models import ChannelAccount
 from omnidesk.plugins.services import account_plugin
 from omnidesk.plugins.storable import storable, storable_text
 from omnidesk.routing.services import rules_loaded_once
-from omnidesk.rows import columns, instances, rows_update
+from omnidesk.rows import columns, instances, rows_update, select_with
 from omnidesk.sla.services import policies_loaded_once
 from omnidesk.tickets.audit import ticket_events_deferred
 from omnidesk.tickets.ingest import (
@@ -192,7 +192,7 @@ def inbound_events_apply(*, event_ids: list[int] | None = None, limit: int | Non
         events = _claim(event_ids or [], limit)
         if not events:
             return report
-        accounts = {a.pk: a for a in ChannelAccount.objects.filter(pk__in={e.account_id for e in events})}
+        accounts = {a.pk: a for a in _accounts([*{e.account_id for e in events}])}
         parsed = [(event, accounts[event.account_id], _parse(event, accounts[event.account_id])) for event in events]
         known = _batch_lookups(parsed)
         with policies_loaded_once(), rules_loaded_once():
@@ -239,6 +239,13 @@ def _claim_sql() -> tuple[str, str]:
     select = f"SELECT {columns(InboundEvent, 'e')} FROM {table} e WHERE {pending} AND"
     tail = "ORDER BY e.id LIMIT %s FOR UPDATE SKIP LOCKED"
     return f"{select} e.id = ANY(%s) {tail}", f"{select} NOT (e.id = ANY(%s)) {tail}"
+
+
+def _accounts(ids: list[int]) -> list[ChannelAccount]:
+    """The batch's accounts; on PostgreSQL by a statement built once (rows.select_with)."""
+    if connection.vendor != "postgresql":
+        return list(ChannelAccount.objects.filter(pk__in=ids))
+    return select_with(ChannelAccount, (), 'm."id" = ANY(%s)', [ids])
 
 
 def _batch_lookups(parsed: list[_Parsed]) -> IngestLookups | None:

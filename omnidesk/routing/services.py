@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,8 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Count, Max
+from django.db import connection, transaction
 from django.utils import timezone
 
 from omnidesk.tickets.audit import ticket_event_record
@@ -51,8 +51,9 @@ def rules_active() -> list[dict[str, Any]]:
     in_batch = _batch_rules.get()
     if in_batch is not None:
         return in_batch
-    stamp_row = Rule.objects.aggregate(n=Count("pk"), last=Max("updated_at"), top=Max("pk"))
-    stamp = (stamp_row["n"], stamp_row["last"], stamp_row["top"])
+    with connection.cursor() as cursor:  # written once: the ORM compiled the aggregate per apply batch
+        cursor.execute(_stamp_sql())
+        stamp = tuple(cursor.fetchone())
     cached_stamp, rules = _cache
     if cached_stamp == stamp:
         return rules
@@ -60,6 +61,12 @@ def rules_active() -> list[dict[str, Any]]:
     with _cache_lock:
         _cache = (stamp, rules)
     return rules
+
+
+@functools.cache
+def _stamp_sql() -> str:
+    quote = connection.ops.quote_name
+    return f"SELECT COUNT(*), MAX({quote('updated_at')}), MAX({quote('id')}) FROM {quote(Rule._meta.db_table)}"
 
 
 _batch_rules: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar("rules", default=None)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from omnidesk.customers.services import IdentityLookups, author_refs, customer_resolve
@@ -85,10 +87,7 @@ class IngestLookups:
         self._asked = asked
         self._existing: set[tuple[int, str]] = set()
         if asked:
-            found = Message.objects.filter(
-                account_id__in={a for a, _ in asked}, external_id__in={e for _, e in asked}
-            ).values_list("account_id", "external_id")
-            self._existing = set(found) & asked
+            self._existing = _messages_existing(asked)
         primaries: list[tuple[ChannelAccount, InboundMessage, IdentityRef]] = []
         refs: list[IdentityRef] = []
         for account, item in items:
@@ -119,6 +118,27 @@ class IngestLookups:
 
     def message_added(self, account: ChannelAccount, external_id: str) -> None:
         self._existing.add((account.pk, external_id))
+
+
+def _messages_existing(asked: set[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Which of the (account, external id) pairs asked about have a message: one IN list per column,
+    on PostgreSQL a statement built once (the ORM compiled it per batch for more CPU than it ran)."""
+    accounts, external_ids = [*{a for a, _ in asked}], [*{e for _, e in asked}]
+    if connection.vendor != "postgresql":
+        found = Message.objects.filter(account_id__in=accounts, external_id__in=external_ids)
+        return set(found.values_list("account_id", "external_id")) & asked
+    with connection.cursor() as cursor:
+        cursor.execute(_messages_existing_sql(), [accounts, external_ids])
+        return {(account_id, external_id) for account_id, external_id in cursor.fetchall()} & asked
+
+
+@functools.cache
+def _messages_existing_sql() -> str:
+    quote = connection.ops.quote_name
+    return (
+        f"SELECT account_id, external_id FROM {quote(Message._meta.db_table)} "
+        "WHERE account_id = ANY(%s) AND external_id = ANY(%s)"
+    )
 
 
 def message_ingest(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from omnidesk.customers.identities import InvalidIdentity, normalize
 from omnidesk.customers.models import Customer, Identity
 from omnidesk.plugins.contract import IdentityRef, InboundMessage
 from omnidesk.plugins.models import ChannelAccount
-from omnidesk.rows import rows_insert
+from omnidesk.rows import rows_insert, select_with
 
 from .models import Message, Ticket, TicketThread
 
@@ -36,9 +36,12 @@ class ThreadLookups:
         self.disabled = False
         if keys:
             # IN lists per column, the exact pairs picked here (cheaper to build than an OR per key).
-            found = TicketThread.objects.select_related("ticket").filter(
-                account_id__in={account_id for account_id, _ in keys}, key__in={key for _, key in keys}
-            )
+            accounts, names = [*{account_id for account_id, _ in keys}], [*{key for _, key in keys}]
+            if connection.vendor == "postgresql":
+                found = select_with(TicketThread, ("ticket",), 'm."account_id" = ANY(%s) AND m."key" = ANY(%s)',
+                                    [accounts, names])
+            else:
+                found = TicketThread.objects.select_related("ticket").filter(account_id__in=accounts, key__in=names)
             for thread in found:
                 if (thread.account_id, thread.key) in self._rows:
                     self._rows[(thread.account_id, thread.key)] = thread

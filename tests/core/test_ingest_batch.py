@@ -11,7 +11,8 @@ from omnidesk.inbox.models import InboundEvent
 from omnidesk.inbox.services import inbound_events_apply, inbound_events_store
 from omnidesk.plugins.contract import RawEvent
 from omnidesk.routing.models import Rule
-from omnidesk.sla.models import Policy
+from omnidesk.rows import select_with
+from omnidesk.sla.models import Calendar, Policy
 from omnidesk.tickets.models import Message, Ticket, TicketEvent
 from tests.conftest import api_body
 
@@ -160,3 +161,19 @@ def test_rows_keep_values_json_carries_exactly(api_account, post_hook, no_rules)
     assert ticket.customer_first_message_at == sent and ticket.resolution_running_since == sent
     assert ticket.ingest_lag_samples == [pytest.approx((message.received_at - sent).total_seconds())]
     assert TicketEvent.objects.filter(ticket=ticket, action="created").get().new == "new"
+
+
+def test_select_with_reads_what_select_related_reads_in_one_statement_built_once(django_assert_num_queries):
+    # the batch's reads (policies, identities, threads) go through it on PostgreSQL
+    calendar = Calendar.objects.create(name="Office", hours={"mon": [["09:00", "17:00"]]}, closed_dates=["2026-12-24"])
+    Policy.objects.create(name="Later", position=5, calendar=calendar, targets={"normal": {"first_response": 60}})
+    Policy.objects.create(name="Sooner", position=5, targets={"high": {"resolution": 30}})
+    Policy.objects.create(name="Off", position=0, active=False)
+    expected = list(Policy.objects.filter(active=True).select_related("calendar"))
+    with django_assert_num_queries(1):  # the calendars came along: reading them asks nothing more
+        got = select_with(Policy, ("calendar",), 'm."active" ORDER BY m."position", m."id"', [])
+        shown = [(p.pk, p.name, p.targets, p.calendar and (p.calendar.pk, p.calendar.hours, p.calendar.closed_dates))
+                 for p in got]
+    assert shown == [(p.pk, p.name, p.targets, p.calendar and (p.calendar.pk, p.calendar.hours, p.calendar.closed_dates))
+                     for p in expected]
+    assert any(p.calendar is None for p in got) and all(not p._state.adding for p in got)
