@@ -10,13 +10,15 @@ Redis as the channel layer; PostgreSQL. The generator, one asyncio process:
   stored and nudged as the IMAP poller does (there is no e-mail webhook);
 - --agents agents (50) in a loop: claim the next ticket (POST /api/v1/queue/next/), reply on
   its channel (a call-back note for phone), solve it; --think seconds between tickets;
-- --listeners websocket clients (200, the agents among them) on /ws/queue/, split over two groups.
+- --listeners websocket clients (200, the agents among them) on /ws/queue/, split over two groups;
+- a reply sink, in a process of its own: the fault tests' fake platforms (tests/faults/peers.py: the API
+  channel's callback, X, Graph, an SMTP server), which accept every reply as the platforms do.
 
 Figures: sustained events/s (applied during the window), API p99 (every agent request), websocket
 delivery p99 (a claim's "claimed" update reaching every agent of the ticket's group, from the
 moment the claim was answered), peak RSS per process and in total, CPU seconds per kind of process
 and per applied event (the comparable figure on a shared machine), errors (HTTP answers other than
-2xx and "nothing to claim", dropped websockets, failed events).
+2xx and "nothing to claim", dropped websockets, failed events, replies not sent or sent twice).
 
     python bench/load.py [--seconds 60] [--rate 20] [--agents 50] [--listeners 200] [--json]
 
@@ -31,6 +33,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import multiprocessing
 import os
 import random
 import threading
@@ -38,6 +41,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from multiprocessing.connection import Connection
 
 from _common import (
     child_env, django_setup, ensure_database, flush_broker, free_port, percentile, port_open, postgres_cpu_seconds,
@@ -52,9 +56,6 @@ PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
 GROUPS = ("Support", "Social")
 #: channel kind → the group its tickets land in
 GROUP_OF = {"api": "Support", "email": "Support", "phone": "Support", "twitter": "Social", "facebook": "Social"}
-#: where replies go: a closed local port (sends fail and retry in the outbox, as with an outage)
-SINKS = {"api": {"callback_url": "http://127.0.0.1:9/"},
-         "email": {"smtp_host": "127.0.0.1", "smtp_port": 9, "smtp_security": "none"}}
 SECRETS = {"api": "load-api-secret", "phone": "load-phone-secret", "twitter": "load-consumer-secret",
            "facebook": "load-app-secret"}
 
@@ -62,8 +63,17 @@ SECRETS = {"api": "load-api-secret", "phone": "load-phone-secret", "twitter": "l
 # --- setup ---------------------------------------------------------------------------------
 
 
-def setup(agents: int, listeners: int) -> tuple[dict[str, object], list[tuple[str, str, str]]]:
-    """The channel accounts (kind → account) and `listeners` agents: (group, API token, session key)."""
+def sinks(http_url: str, smtp_port: int) -> dict[str, dict[str, object]]:
+    """Each sending channel's account settings pointing its replies at the reply sink."""
+    return {"api": {"callback_url": f"{http_url}/callback"},
+            "email": {"smtp_host": "127.0.0.1", "smtp_port": smtp_port, "smtp_security": "none"},
+            "twitter": {"api_base_url": http_url},
+            "facebook": {"graph_url": http_url, "dry_run": False}}
+
+
+def setup(agents: int, listeners: int, sink: dict[str, dict[str, object]]) -> tuple[dict[str, object], list[tuple[str, str, str]]]:
+    """The channel accounts (kind → account), replying to `sink`, and `listeners` agents: (group, API token,
+    session key)."""
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
@@ -82,7 +92,7 @@ def setup(agents: int, listeners: int) -> tuple[dict[str, object], list[tuple[st
             secrets["consumer_secret"] = SECRETS[kind]
         elif kind == "facebook":
             secrets["app_secret"] = SECRETS[kind]
-        config = {**demo.config, **SINKS.get(kind, {})}
+        config = {**demo.config, **sink.get(kind, {})}
         accounts[kind] = channel_account_save(kind=kind, slug=f"load-{kind}", name=f"Load {kind}", config=config,
                                               secrets=secrets, default_group_id=groups[group].pk)
     people = []
@@ -230,6 +240,32 @@ def email_poller(url: str, broker_url: str, queue: list[int], stop: threading.Ev
         broker.close()
 
 
+# --- the platforms the replies go to ---------------------------------------------------------
+
+
+def reply_sink(pipe: Connection) -> None:
+    """The fault tests' fake platforms (API callback, X, Graph) and SMTP sink, answering every reply as the
+    platforms do, in a process of its own so that answering does not slow the generator's loop, whose clock
+    times websocket delivery. Sends (HTTP base URL, SMTP port), then, when told to stop, what was delivered:
+    channel → (replies delivered, replies delivered more than once)."""
+    from channels_plugins.facebook.adapter import DEMO_PAGE
+    from channels_plugins.twitter.adapter import DEMO_USER_ID
+    from tests.faults.peers import FakePlatforms, SmtpSink
+
+    platforms = FakePlatforms(x_user_id=DEMO_USER_ID, page_id=DEMO_PAGE)
+    smtp = SmtpSink(platforms.deliveries, platforms)
+    pipe.send((platforms.url, smtp.port))
+    pipe.recv()
+    delivered, twice = Counter(), Counter()
+    with platforms.deliveries.lock:
+        for (channel, _), n in platforms.deliveries.delivered.items():
+            delivered[channel] += 1
+            twice[channel] += n > 1
+    pipe.send({channel: (delivered[channel], twice[channel]) for channel in delivered})
+    smtp.close()
+    platforms.close()
+
+
 # --- agents --------------------------------------------------------------------------------
 
 
@@ -260,7 +296,8 @@ async def agent(port: int, group: str, token: str, until: float, think: float, t
             if ticket["channel"]["kind"] == "phone":
                 status, _ = await call("POST", path + "notes/", {"text": "Called back, left a voicemail."})
             else:
-                status, _ = await call("POST", path + "replies/", {"text": "Sorry about that, we are on it."})
+                # the marker lets the reply sink count each reply's deliveries
+                status, _ = await call("POST", path + "replies/", {"text": f"Sorry about that, we are on it. [r{ticket['id']}]"})
             tally.replies += 200 <= status < 300
             await call("PATCH", path, {"status": "solved"})
         await asyncio.sleep(think * (0.5 + rng.random()))
@@ -380,7 +417,10 @@ def main() -> None:
     ensure_database(url, recreate=True)
     django_setup(url)
     reset_data()
-    _, people = setup(args.agents, args.listeners)
+    sink_pipe, child_pipe = multiprocessing.Pipe()
+    sink = multiprocessing.get_context("spawn").Process(target=reply_sink, args=(child_pipe,), daemon=True, name="sink")
+    sink.start()
+    _, people = setup(args.agents, args.listeners, sinks(*sink_pipe.recv()))
     from django.db import connections
 
     connections.close_all()
@@ -418,6 +458,7 @@ def main() -> None:
         poller.join(30)
         load1 = os.getloadavg()[0]
         backlog = wait_drained(timeout=120)
+        unsent = wait_sent(timeout=60)
         for proc in procs:
             if not proc.alive:
                 tally.errors[f"{proc.name} died"] += 1
@@ -425,6 +466,9 @@ def main() -> None:
         memory.stop.set()
         for proc in procs:
             proc.stop()
+        sink_pipe.send("stop")
+        delivered = sink_pipe.recv() if sink_pipe.poll(10) else {}
+        sink.join(10)
 
     failed = failed_events()
     if failed:
@@ -432,6 +476,11 @@ def main() -> None:
     ws_ms, ws_missing = ws_latencies(listeners, tally)
     if ws_missing:
         tally.errors["websocket updates never delivered"] += ws_missing
+    twice = sum(n for _, n in delivered.values())
+    if twice:
+        tally.errors["replies delivered twice"] += twice
+    if unsent:
+        tally.errors["replies not sent"] += unsent
     errors = sum(tally.errors.values())
     figures = {
         "events_per_s": round(applied / window_s, 1),
@@ -439,9 +488,12 @@ def main() -> None:
         "ws_p99_ms": round(percentile(ws_ms, 99), 1),
         "rss_mb": round(memory.peak_total, 1),
         "errors": errors,
+        "replies_delivered": sum(n for n, _ in delivered.values()),
         # our processes, as in earlier sessions' figures; PostgreSQL's apart (its backends are only sampled)
         "cpu_ms_per_event": round((sum(cpu.values()) - cpu["postgres"]) * 1000 / max(applied, 1), 1),
         "postgres_ms_per_event": round(cpu["postgres"] * 1000 / max(applied, 1), 1),
+        # the apply and the outbox's sends (of the replies, a quarter of the events here)
+        "worker_ms_per_event": round(cpu["worker"] * 1000 / max(applied, 1), 1),
         "web_ms_per_request": round(cpu["web"] * 1000 / max(len(tally.api_ms) + len(tally.webhook_ms), 1), 1),
     }
     lines = [
@@ -452,13 +504,17 @@ def main() -> None:
         ("webhook latency", f"p50 {percentile(tally.webhook_ms, 50):.1f} ms, p99 {percentile(tally.webhook_ms, 99):.1f} ms"),
         ("agents' API", f"{len(tally.api_ms)} requests, p50 {percentile(tally.api_ms, 50):.1f} ms, "
                         f"p99 {figures['api_p99_ms']} ms; {len(tally.claims)} claims, {tally.replies} replies"),
+        ("replies", f"{figures['replies_delivered']} delivered to the reply sink ("
+                    + ", ".join(f"{k} {n}" for k, (n, _) in sorted(delivered.items()))
+                    + f"), {twice} of them twice; {unsent} not sent 60 s after the window"),
         ("websocket delivery", f"{len(ws_ms)} updates to {len(listeners)} clients, p50 {percentile(ws_ms, 50):.1f} ms, "
                                f"p99 {figures['ws_p99_ms']} ms (claim answered → every agent of the group told); "
                                f"this generator's loop late by p50 {percentile(tally.loop_lag_ms, 50):.1f} ms, "
                                f"p99 {percentile(tally.loop_lag_ms, 99):.1f} ms"),
         ("CPU during the window", ", ".join(f"{k} {v:.1f} s" for k, v in cpu.items())
                                   + f"; {figures['cpu_ms_per_event']} ms per applied event, and PostgreSQL's "
-                                  f"{figures['postgres_ms_per_event']} ms; web {figures['web_ms_per_request']} ms per "
+                                  f"{figures['postgres_ms_per_event']} ms; workers {figures['worker_ms_per_event']} "
+                                  f"ms per applied event; web {figures['web_ms_per_request']} ms per "
                                   "request (agents' and webhooks, the live updates they cause included)"),
         ("peak RSS", f"{figures['rss_mb']} MiB in total; " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(memory.peak.items()))),
         ("errors", f"{errors} {dict(tally.errors) or ''}"),
@@ -490,6 +546,16 @@ def failed_events() -> int:
     from omnidesk.inbox.models import InboundEvent
 
     return InboundEvent.objects.filter(status="failed").count()
+
+
+def wait_sent(timeout: float) -> int:
+    """Replies not yet sent after up to `timeout` s (0: the outbox caught up)."""
+    from omnidesk.tickets.models import OutboundMessage
+
+    deadline = time.monotonic() + timeout
+    while (unsent := OutboundMessage.objects.exclude(status="sent").count()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return unsent
 
 
 def wait_drained(timeout: float) -> int:

@@ -6,9 +6,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
+from omnidesk import rows
 from omnidesk.customers.models import Identity
 from omnidesk.broker import nudge
 from omnidesk.plugins.contract import Attachment as FileToSend
@@ -25,6 +26,14 @@ from .audit import ticket_event_record
 from .models import Message, OutboundMessage, Ticket, TicketEvent
 
 
+#: _last_inbound's condition, without and with the identity (alias m: rows.select_sql)
+_LAST_INBOUND_WHERE = {
+    identified: 'm."ticket_id" = %s AND m."direction" = %s AND m."account_id" IS NOT NULL'
+    + (' AND m."author_identity_id" = %s' if identified else "") + ' ORDER BY m."sent_at" DESC, m."id" DESC LIMIT 1'
+    for identified in (False, True)
+}
+
+
 class ReplyRefused(Exception):
     """A reply the desk will not queue; the message says why, for the agent."""
 
@@ -38,6 +47,14 @@ class ReplyConflict(ReplyRefused):
 
 
 def _last_inbound(ticket: Ticket, identity: Identity | None) -> Message | None:
+    """The customer's last message on a channel (from `identity`, if given), with its account and identity.
+
+    On PostgreSQL a statement built once per process: every reply reads it, and the ORM compiled it anew
+    each time (bench/load.py, docs/benchmarks.md)."""
+    if connection.vendor == "postgresql":
+        found = rows.select_with(Message, ("account", "author_identity"), _LAST_INBOUND_WHERE[identity is not None],
+                                 [ticket.pk, Message.Direction.INBOUND.value, *([identity.pk] if identity else [])])
+        return found[0] if found else None
     qs = Message.objects.filter(ticket=ticket, direction=Message.Direction.INBOUND, account__isnull=False)
     if identity is not None:
         qs = qs.filter(author_identity=identity)

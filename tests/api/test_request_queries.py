@@ -1,10 +1,14 @@
-"""What the agents' busiest requests ask the database: reply and solve (bench/load.py's mix)."""
+"""What the agents' busiest requests ask the database: reply and solve (bench/load.py's mix).
+
+The statements pinned are PostgreSQL's: there the fixed-shape reads are statements built once per process
+(omnidesk/tickets/selectors.py); other databases take the ORM's queries."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -38,7 +42,7 @@ def _tables_read_alone(call) -> list[str]:  # type: ignore[no-untyped-def]
     return [sql.split(' FROM "', 1)[1].split('"', 1)[0] for sql in seen if sql.startswith("SELECT") and ' FROM "' in sql]
 
 
-def test_solving_an_assigned_ticket_reads_its_related_rows_with_it(agent, sending_account, deliver):  # type: ignore[no-untyped-def]
+def test_solving_an_assigned_ticket_reads_its_related_rows_with_it(postgres, agent, sending_account, deliver):  # type: ignore[no-untyped-def]
     ticket = deliver()
     client = client_for(agent)
     assert client.patch(f"/api/v1/tickets/{ticket.pk}/", {"assignee": agent.pk}, format="json").status_code == 200
@@ -48,7 +52,7 @@ def test_solving_an_assigned_ticket_reads_its_related_rows_with_it(agent, sendin
     assert read.count("tickets_ticket") == 2  # the scoped read, then the row lock
 
 
-def test_a_solve_writes_the_ticket_once_and_tells_its_team_without_asking(agent, sending_account, deliver):  # type: ignore[no-untyped-def]
+def test_a_solve_writes_the_ticket_once_and_tells_its_team_without_asking(postgres, agent, sending_account, deliver):  # type: ignore[no-untyped-def]
     ticket = deliver()
     seen = async_to_sync(_solve_heard_by_its_team)(client_for(agent), ticket)
     updates = [sql for sql in seen if sql.startswith('UPDATE "tickets_ticket"')]
@@ -110,3 +114,24 @@ def test_a_tickets_messages_and_events_read_in_one_statement_each_as_the_orm_rea
     orm_events = ticket.events.select_related("actor_user").order_by("at", "pk")
     assert TicketEventSerializer(many=True).to_representation(events) == TicketEventSerializer(many=True).to_representation(orm_events)
     assert len(events) >= 3
+
+
+def test_a_reply_answers_the_last_message_read_with_its_account_and_identity_by_a_statement_built_once(  # type: ignore[no-untyped-def]
+    agent, sending_account, deliver,
+):
+    from django.db import connection
+
+    from omnidesk.tickets.models import OutboundMessage
+
+    ticket = deliver()
+    later = (datetime.now(UTC) - timedelta(days=20)).replace(microsecond=0).isoformat()
+    assert deliver(id="m-2", text="Any news?", sent_at=later).pk == ticket.pk
+    with _statements() as seen:
+        response = client_for(agent).post(f"/api/v1/tickets/{ticket.pk}/replies/", {"text": "Sorry"}, format="json")
+    assert response.status_code == 202, response.content
+    assert OutboundMessage.objects.get(message_id=response.json()["id"]).in_reply_to == "m-2"
+    # the message answered (the SLA's read of the ticket's messages for its clocks comes later)
+    read = [sql for sql in seen if "tickets_message" in sql.split(" WHERE ")[0] and sql.endswith("LIMIT 1")]
+    assert len(read) == 1, "\n".join(read)  # the account and the identity joined
+    if connection.vendor == "postgresql":
+        assert ' FROM "tickets_message" m LEFT JOIN ' in read[0], read  # rows.select_sql's, not compiled per call
