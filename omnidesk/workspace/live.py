@@ -150,28 +150,70 @@ def _publish(layer: object, sends: list[tuple[str, dict]]) -> bool:
     machinery cost more than the sends (py-spy on bench/claim.py's service phase: run_until_complete
     ~65 % of a claim's Python CPU, group_send 27 %). The thread writes the commands on a connection
     of its own instead (a redis-py pipeline spent 100 µs per claim taking and checking a pooled
-    connection, this 40 µs): no loop is involved, so none is left to close. The channel names and
-    the shard choice are channels_redis' own (pubsub.py group_send)."""
+    connection, this 40 µs): no loop is involved, so none is left to close."""
+    prefix, pools = _publisher_for(layer)
+    if not pools:
+        return False
+    connections = _thread_connections(pools)
+    for shard, batch in _by_shard(layer, prefix, len(pools), sends).items():
+        _send_on(connections[shard], batch)
+    return True
+
+
+#: channels_redis' per-loop clients were not where _publish_on_loop looks (found once, then not looked for again)
+_loop_internals_missing = False
+
+
+async def _publish_on_loop(layer: object, sends: list[tuple[str, dict]]) -> bool:
+    """_publish on the server loop: a batch's PUBLISHes pipelined, one round trip per shard; False for other layers.
+
+    The layer's group_send awaits a round trip per group, each taking the shard's lock and a pooled
+    connection: ~14 % of a web process's CPU in bench/claim.py's HTTP phase (py-spy), where a batch
+    holds a message for the team, the managers and each claimed ticket's page. The pipeline runs on the
+    layer's own client for this loop, which channels_redis closes with the loop."""
+    global _loop_internals_missing
+    prefix, pools = _publisher_for(layer)
+    if not pools or _loop_internals_missing:
+        return False
+    try:  # this loop's clients, one per shard (channels_redis 4.2, 4.3), all found before anything is sent
+        shards = layer._get_layer()._shards
+        for shard in shards:
+            shard._ensure_redis()
+        clients = [shard._redis for shard in shards]
+    except AttributeError as exc:  # its internals moved: every batch goes through group_send, as before
+        _loop_internals_missing = True
+        log.warning("live updates from the server loop fall back to the channel layer's group_send: %s", exc)
+        return False
+    for index, batch in _by_shard(layer, prefix, len(pools), sends).items():
+        async with clients[index].pipeline(transaction=False) as pipe:
+            for command in batch:
+                pipe.execute_command(*command)
+            await pipe.execute()
+    return True
+
+
+def _publisher_for(layer: object) -> tuple[str, list[redis.ConnectionPool]]:
+    """The layer's prefix and a sync pool per shard, found once per layer; no pools: send through the layer."""
     global _publisher
     found = _publisher
     if found is None or found[0] is not layer:
         try:
             found = _publisher = (layer, *_shard_pools(layer))
-        except Exception as exc:  # noqa: BLE001 - channels_redis' internals changed: send from a loop instead
-            log.warning("live updates from plain threads fall back to an event loop: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - channels_redis' internals changed: send through the layer
+            log.warning("live updates fall back to the channel layer's group_send: %s", exc)
             found = _publisher = (layer, "", [])
-    _, prefix, pools = found
-    if not pools:
-        return False
+    return found[1], found[2]
+
+
+def _by_shard(layer: object, prefix: str, shards: int, sends: list[tuple[str, dict]]) -> dict[int, list[tuple]]:
+    """Each message's PUBLISH command, by shard. The channel names and the shard choice are channels_redis' own
+    (pubsub.py group_send)."""
     commands: dict[int, list[tuple]] = {}
     for group, payload in sends:
         channel = f"{prefix}__group__{group}"
-        commands.setdefault(_consistent_hash(channel, len(pools)), []).append(
+        commands.setdefault(_consistent_hash(channel, shards), []).append(
             ("PUBLISH", channel, layer.serialize(payload)))
-    connections = _thread_connections(pools)
-    for shard, batch in commands.items():
-        _send_on(connections[shard], batch)
-    return True
+    return commands
 
 
 def _send_on(connection: redis.Connection, batch: list[tuple]) -> None:
@@ -245,6 +287,8 @@ def merged(sends: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
 async def _send(sends: list[tuple[str, dict]]) -> None:
     try:
         layer = get_channel_layer()
+        if await _publish_on_loop(layer, sends):
+            return
         for group, payload in sends:
             await layer.group_send(group, payload)
     except Exception as exc:  # noqa: BLE001 - best effort, as tickets_changed

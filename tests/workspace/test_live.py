@@ -10,6 +10,7 @@ import time
 
 import pytest
 import redis
+import redis.asyncio.connection
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
@@ -66,6 +67,39 @@ async def _from_requests():  # type: ignore[no-untyped-def]
         await layer.group_discard(live.group_for_team(3), team)
 
 
+def test_a_requests_batch_reaches_every_group_in_one_round_trip(monkeypatch):
+    if not isinstance(get_channel_layer(), RedisPubSubChannelLayer):
+        pytest.skip("the batch is pipelined only on the Pub/Sub layer")
+    writes: list[bytes] = []
+    send_packed_command = redis.asyncio.connection.AbstractConnection.send_packed_command
+
+    async def counted(connection, command, *args, **kwargs):  # type: ignore[no-untyped-def]
+        packed = b"".join(command) if isinstance(command, list) else command
+        if b"PUBLISH" in packed:
+            writes.append(packed)
+        return await send_packed_command(connection, command, *args, **kwargs)
+
+    monkeypatch.setattr(redis.asyncio.connection.AbstractConnection, "send_packed_command", counted)
+    async_to_sync(_one_round_trip)(writes)
+
+
+async def _one_round_trip(writes: list[bytes]):  # type: ignore[no-untyped-def]
+    layer = get_channel_layer()
+    groups = [live.MANAGERS, live.group_for_team(3), live.group_for_ticket(10), live.group_for_ticket(11)]
+    channels = [await layer.new_channel() for _ in groups]
+    for group, channel in zip(groups, channels):
+        await layer.group_add(group, channel)
+    try:
+        await sync_to_async(live.tickets_changed)({10: "claimed", 11: "claimed"}, teams={10: 3, 11: 3})
+        received = [await asyncio.wait_for(layer.receive(channel), timeout=5) for channel in channels]
+        assert received == [live.tickets_payload({10: "claimed", 11: "claimed"})] * 2 + [
+            live.ticket_payload(10, "claimed"), live.ticket_payload(11, "claimed")]
+        assert len(writes) == 1  # the four PUBLISHes in one write, on one Redis (one shard)
+    finally:
+        for group, channel in zip(groups, channels):
+            await layer.group_discard(group, channel)
+
+
 def test_a_plain_threads_changes_reach_every_group_before_it_returns():
     async_to_sync(_from_a_worker)()
 
@@ -96,9 +130,10 @@ async def _from_a_worker():  # type: ignore[no-untyped-def]
 
 
 def test_a_plain_threads_send_never_raises_when_redis_is_down(caplog):
-    down = {"default": {**settings.CHANNEL_LAYERS["default"], "CONFIG": {
-        **settings.CHANNEL_LAYERS["default"]["CONFIG"],
-        "hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 1}]}}}
+    backend = settings.CHANNEL_LAYERS["default"]["BACKEND"]  # the Pub/Sub layer where the settings name none
+    down = {"default": {
+        "BACKEND": backend if "channels_redis" in backend else "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 1}]}}}
     with override_settings(CHANNEL_LAYERS=down), caplog.at_level(logging.WARNING, logger=live.__name__):
         thread = threading.Thread(target=live.tickets_changed, args=({10: "claimed"},), kwargs={"teams": {10: 3}})
         thread.start()
