@@ -87,12 +87,15 @@ def select_sql(model: type[Model], related: tuple[str, ...], where: str) -> str:
     return f"SELECT {selected} FROM {quote(model._meta.db_table)} m{joins} WHERE {where}"
 
 
-def select_with(model: type[Model], related: tuple[str, ...], where: str, params: Sequence[Any]) -> list[Any]:
+def select_with(
+    model: type[Model], related: tuple[str, ...], where: str, params: Sequence[Any], *, prepared: bool = False
+) -> list[Any]:
     """What `model.objects.select_related(*related).filter(…)` returns, from a statement built once
-    (`select_sql`; PostgreSQL only, see `instances`): the apply's per-batch reads cost the ORM more CPU
-    to compile than PostgreSQL to run."""
+    (`select_sql`; PostgreSQL only, see `instances`): the apply's per-batch reads and the ticket requests'
+    cost the ORM more CPU to compile than PostgreSQL to run. `prepared`: through `prepared_cursor`, for
+    a statement every request runs."""
     fields = [model._meta.get_field(name) for name in related]
-    with connection.cursor() as cursor:
+    with prepared_cursor() if prepared else connection.cursor() as cursor:
         cursor.execute(select_sql(model, related, where), params)
         found = cursor.fetchall()
     out = []

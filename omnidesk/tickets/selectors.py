@@ -49,32 +49,21 @@ def ticket_for_user(*, user: Any, pk: object) -> Ticket | None:
     agent = None if manager else getattr(user, "agent", None)
     if not 0 < ticket_id <= _MAX_ID or not (manager or agent is not None):
         return None
-    with rows.prepared_cursor() as cursor:
-        cursor.execute(_ticket_sql(scoped=not manager), [ticket_id] if manager else [ticket_id, agent.pk])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    fields = [Ticket._meta.get_field(name) for name in SHOWN_WITH_TICKET]
-    ticket, *related = rows.instances(row, [Ticket, *(field.related_model for field in fields)])
-    for field, instance in zip(fields, related):
-        field.set_cached_value(ticket, instance)  # as select_related does
-    return ticket
+    params = [ticket_id] if manager else [ticket_id, agent.pk]
+    found = rows.select_with(Ticket, SHOWN_WITH_TICKET, _ticket_where(scoped=not manager), params, prepared=True)
+    return found[0] if found else None
 
 
 @functools.cache
-def _ticket_sql(*, scoped: bool) -> str:
+def _ticket_where(*, scoped: bool) -> str:
+    """The ticket by id (alias m: rows.select_sql) and, for an agent, only in one of their groups."""
     from omnidesk.routing.models import Agent
 
-    fields = [Ticket._meta.get_field(name) for name in SHOWN_WITH_TICKET]
-    selected = ", ".join([rows.columns(Ticket, "t"), *(rows.columns(f.related_model, f"r{i}") for i, f in enumerate(fields))])
-    joins = " ".join(f'LEFT JOIN "{f.related_model._meta.db_table}" r{i} ON r{i}."{f.target_field.column}" = t."{f.column}"'
-                     for i, f in enumerate(fields))
-    scope = ""
-    if scoped:
-        groups = Agent._meta.get_field("groups")
-        scope = (f' AND t."{Ticket._meta.get_field("group").column}" IN (SELECT m."{groups.m2m_reverse_name()}"'
-                 f' FROM "{groups.m2m_db_table()}" m WHERE m."{groups.m2m_column_name()}" = %s)')
-    return f'SELECT {selected} FROM "{Ticket._meta.db_table}" t {joins} WHERE t."id" = %s{scope}'
+    if not scoped:
+        return 'm."id" = %s'
+    groups = Agent._meta.get_field("groups")
+    return (f'm."id" = %s AND m."{Ticket._meta.get_field("group").column}" IN (SELECT g."{groups.m2m_reverse_name()}"'
+            f' FROM "{groups.m2m_db_table()}" g WHERE g."{groups.m2m_column_name()}" = %s)')
 
 
 def ticket_messages(*, ticket: Ticket) -> list[Message]:
@@ -131,23 +120,6 @@ def ticket_events(*, ticket: Ticket) -> list[TicketEvent]:
     built once per process, as ticket_messages."""
     if connection.vendor != "postgresql":
         return list(ticket.events.select_related("actor_user").order_by("at", "pk"))
-    with rows.prepared_cursor() as cursor:
-        cursor.execute(_events_sql(), [ticket.pk])
-        found = cursor.fetchall()
-    actor = TicketEvent._meta.get_field("actor_user")
-    events = []
-    for row in found:
-        event, user = rows.instances(row, [TicketEvent, actor.related_model])
-        actor.set_cached_value(event, user)
-        events.append(event)
-    return events
-
-
-@functools.cache
-def _events_sql() -> str:
-    meta, actor = TicketEvent._meta, TicketEvent._meta.get_field("actor_user")
-    return (
-        f'SELECT {rows.columns(TicketEvent, "e")}, {rows.columns(actor.related_model, "u")} FROM "{meta.db_table}" e'
-        f' LEFT JOIN "{actor.related_model._meta.db_table}" u ON u."{actor.target_field.column}" = e."{actor.column}"'
-        f' WHERE e."{meta.get_field("ticket").column}" = %s ORDER BY e."at", e."id"'
-    )
+    meta = TicketEvent._meta
+    return rows.select_with(TicketEvent, ("actor_user",), f'm."{meta.get_field("ticket").column}" = %s ORDER BY m."at", m."id"',
+                            [ticket.pk], prepared=True)
