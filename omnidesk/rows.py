@@ -4,6 +4,10 @@ Reading ("next ticket", the API token): a statement built once per process whose
 into model instances (`columns`, `instances`), sent through `prepared_cursor` so PostgreSQL plans
 it once per connection ("next ticket" over HTTP spent most of its time compiling two queries).
 
+Every statement built here goes through `prepared_cursor`, the writes too: PostgreSQL parsing and
+planning them on every call was a third of its CPU per applied event (bench/apply_cpu.py: 1.54-1.58
+-> 1.06-1.11 ms).
+
 Writing (the apply): `Model.save()` and `bulk_create()` build their SQL anew on every call (a fifth
 of the worker's CPU per applied event, py-spy on bench/apply_cpu.py), and psycopg's client-side
 binding then quotes every parameter in Python, lists and JSON the slowest (another fifth).
@@ -87,15 +91,12 @@ def select_sql(model: type[Model], related: tuple[str, ...], where: str) -> str:
     return f"SELECT {selected} FROM {quote(model._meta.db_table)} m{joins} WHERE {where}"
 
 
-def select_with(
-    model: type[Model], related: tuple[str, ...], where: str, params: Sequence[Any], *, prepared: bool = False
-) -> list[Any]:
+def select_with(model: type[Model], related: tuple[str, ...], where: str, params: Sequence[Any]) -> list[Any]:
     """What `model.objects.select_related(*related).filter(…)` returns, from a statement built once
-    (`select_sql`; PostgreSQL only, see `instances`): the apply's per-batch reads and the ticket requests'
-    cost the ORM more CPU to compile than PostgreSQL to run. `prepared`: through `prepared_cursor`, for
-    a statement every request runs."""
+    (`select_sql`; PostgreSQL only, see `instances`) and prepared: the apply's per-batch reads and the
+    ticket requests' cost the ORM more CPU to compile than PostgreSQL to run."""
     fields = [model._meta.get_field(name) for name in related]
-    with prepared_cursor() if prepared else connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(select_sql(model, related, where), params)
         found = cursor.fetchall()
     out = []
@@ -196,7 +197,7 @@ def rows_insert(objs: Sequence[Model], *, stamp: bool = True) -> None:
     except (TypeError, ValueError):
         model._default_manager.bulk_create(objs)
         return
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_sql(model), [payload])
         ids = cursor.fetchall()
     for obj, (pk,) in zip(objs, ids, strict=True):
@@ -243,7 +244,7 @@ def rows_update(objs: Sequence[Model], fields: Sequence[str]) -> None:
         for obj in objs:
             obj.save(update_fields=names)
         return
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_update_sql(model, tuple(f.column for f in chosen)), [payload])
         updated = cursor.rowcount
     if updated != len(objs):

@@ -7,6 +7,8 @@ import os
 from datetime import datetime, timedelta, timezone
 import socket
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -24,6 +26,23 @@ def need(reason_missing: str | None) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"required service unavailable: {reason_missing}")
     pytest.skip(reason_missing)
+
+
+@contextmanager
+def statements_sent() -> Iterator[list[str]]:
+    """The SQL of every statement the default connection runs in the block, as sent. Django's query log
+    (CaptureQueriesContext) records a prepared statement without its text (omnidesk/rows.py prepares the
+    fixed-shape statements of the busiest paths); an execute wrapper sees every one. An executemany is one."""
+    from django.db import connection
+
+    seen: list[str] = []
+
+    def record(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        yield seen
 
 
 def reachable(url: str) -> bool:

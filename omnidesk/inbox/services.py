@@ -29,7 +29,7 @@ from omnidesk.plugins.models import ChannelAccount
 from omnidesk.plugins.services import account_plugin
 from omnidesk.plugins.storable import storable, storable_text
 from omnidesk.routing.services import rules_loaded_once
-from omnidesk.rows import columns, instances, rows_update, select_with
+from omnidesk.rows import columns, instances, prepared_cursor, rows_update, select_with
 from omnidesk.sla.services import policies_loaded_once
 from omnidesk.tickets.audit import ticket_events_deferred
 from omnidesk.tickets.ingest import (
@@ -119,7 +119,7 @@ def _event_insert(account: ChannelAccount, raw: RawEvent, *, guarded: bool) -> I
         )
         params += [account.pk, *(f.get_db_prep_value(getattr(account, f.attname), connection) for f in checked)]
     sql = _insert_sql(values)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
@@ -220,7 +220,7 @@ def _claim(event_ids: list[int], limit: int) -> list[InboundEvent]:
             events += list(base.exclude(pk__in=[e.pk for e in events]).order_by("pk")[: limit - len(events)])
         return events
     named, others = _claim_sql()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         rows = []
         if event_ids:
             cursor.execute(named, [event_ids, limit])

@@ -50,7 +50,7 @@ def ticket_for_user(*, user: Any, pk: object) -> Ticket | None:
     if not 0 < ticket_id <= _MAX_ID or not (manager or agent is not None):
         return None
     params = [ticket_id] if manager else [ticket_id, agent.pk]
-    found = rows.select_with(Ticket, SHOWN_WITH_TICKET, _ticket_where(scoped=not manager), params, prepared=True)
+    found = rows.select_with(Ticket, SHOWN_WITH_TICKET, _ticket_where(scoped=not manager), params)
     return found[0] if found else None
 
 
@@ -122,4 +122,4 @@ def ticket_events(*, ticket: Ticket) -> list[TicketEvent]:
         return list(ticket.events.select_related("actor_user").order_by("at", "pk"))
     meta = TicketEvent._meta
     return rows.select_with(TicketEvent, ("actor_user",), f'm."{meta.get_field("ticket").column}" = %s ORDER BY m."at", m."id"',
-                            [ticket.pk], prepared=True)
+                            [ticket.pk])

@@ -6,37 +6,21 @@ The statements pinned are PostgreSQL's: there the fixed-shape reads are statemen
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
-from django.db import connection
 from django.test import TestCase
 
 from omnidesk.workspace import live
+from tests.conftest import statements_sent
 
 from .conftest import client_for
 
 
-@contextmanager
-def _statements() -> Iterator[list[str]]:
-    """The SQL of every statement run, as sent (prepared statements too, which the debug log shows as None)."""
-    seen: list[str] = []
-
-    def record(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-        seen.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(record):
-        yield seen
-
-
 def _tables_read_alone(call) -> list[str]:  # type: ignore[no-untyped-def]
     """The tables the request read with a query of their own (FROM that table), in order."""
-    with _statements() as seen:
+    with statements_sent() as seen:
         response = call()
     assert response.status_code < 300, response.content
     return [sql.split(' FROM "', 1)[1].split('"', 1)[0] for sql in seen if sql.startswith("SELECT") and ' FROM "' in sql]
@@ -70,7 +54,7 @@ async def _solve_heard_by_its_team(client, ticket) -> list[str]:  # type: ignore
     await layer.group_add(team, channel)
 
     def solve() -> list[str]:
-        with _statements() as seen, TestCase.captureOnCommitCallbacks(execute=True):
+        with statements_sent() as seen, TestCase.captureOnCommitCallbacks(execute=True):
             response = client.patch(f"/api/v1/tickets/{ticket.pk}/", {"status": "solved"}, format="json")
         assert response.status_code == 200, response.content
         return seen
@@ -126,7 +110,7 @@ def test_a_reply_answers_the_last_message_read_with_its_account_and_identity_by_
     ticket = deliver()
     later = (datetime.now(UTC) - timedelta(days=20)).replace(microsecond=0).isoformat()
     assert deliver(id="m-2", text="Any news?", sent_at=later).pk == ticket.pk
-    with _statements() as seen:
+    with statements_sent() as seen:
         response = client_for(agent).post(f"/api/v1/tickets/{ticket.pk}/replies/", {"text": "Sorry"}, format="json")
     assert response.status_code == 202, response.content
     assert OutboundMessage.objects.get(message_id=response.json()["id"]).in_reply_to == "m-2"

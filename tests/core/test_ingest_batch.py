@@ -4,8 +4,6 @@ in one INSERT each: fewer statements, the same rows as the item-by-item path wri
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from omnidesk.inbox.models import InboundEvent
 from omnidesk.inbox.services import inbound_events_apply, inbound_events_store
@@ -14,7 +12,7 @@ from omnidesk.routing.models import Rule
 from omnidesk.rows import select_with
 from omnidesk.sla.models import Calendar, Policy
 from omnidesk.tickets.models import Message, Ticket, TicketEvent
-from tests.conftest import api_body
+from tests.conftest import api_body, statements_sent
 
 pytestmark = pytest.mark.django_db
 
@@ -34,9 +32,8 @@ def no_rules() -> None:
 def test_a_batch_where_nothing_fails_takes_one_savepoint_and_writes_each_new_ticket_once(api_account, post_hook, no_rules):
     for i in range(5):
         post_hook("acme-api", _body(f"n-{i}", i))
-    with CaptureQueriesContext(connection) as ctx:
+    with statements_sent() as sql:
         assert inbound_events_apply(limit=10).applied == 5
-    sql = [q["sql"] for q in ctx.captured_queries]
     # the apply's transaction (a savepoint inside the test's), the batch's reads, the batch: none per item
     assert sum(s.startswith("SAVEPOINT") for s in sql) == 3
     assert not [s for s in sql if s.startswith('UPDATE "tickets_ticket"')]
@@ -72,10 +69,10 @@ def test_a_failing_event_sends_the_batch_item_by_item_and_only_it_fails(api_acco
     post_hook("acme-api", _body("g-1", 1))
     post_hook("acme-api", api_body(id="g-2", thread="x", author={"id": " ", "name": "Nobody"}, text="no usable id"))
     post_hook("acme-api", _body("g-3", 1, text="again"))
-    with CaptureQueriesContext(connection) as ctx:
+    with statements_sent() as sql:
         report = inbound_events_apply()
     assert (report.applied, report.failed) == (2, 1)
-    assert any(q["sql"].startswith("ROLLBACK TO SAVEPOINT") for q in ctx.captured_queries)
+    assert any(s.startswith("ROLLBACK TO SAVEPOINT") for s in sql)
     assert sorted(Message.objects.values_list("external_id", flat=True)) == ["g-1", "g-3"]
     assert Ticket.objects.count() == 1  # g-3 found g-1's ticket on the per-item path
     ticket = Ticket.objects.get()
@@ -90,10 +87,9 @@ def test_a_failing_event_takes_only_itself_down_the_per_item_path(api_account, p
     post_hook("acme-api", api_body(id="s-bad", thread="x", author={"id": " ", "name": "Nobody"}, text="no usable id"))
     for i in range(4, 8):
         post_hook("acme-api", _body(f"s-{i}", i if i < 7 else 0, text="later"))  # s-7 follows s-0 up
-    with CaptureQueriesContext(connection) as ctx:
+    with statements_sent() as sql:
         report = inbound_events_apply(limit=10)
     assert (report.applied, report.failed) == (8, 1)
-    sql = [q["sql"] for q in ctx.captured_queries]
     # the apply's, the batch's reads and the batch rolled back; then the four before and the four
     # after it each read and applied together, and the bad one alone: 8, not 3 + one per item (12)
     assert sum(s.startswith("SAVEPOINT") for s in sql) == 8
@@ -128,9 +124,9 @@ def test_rows_update_stamps_auto_now_and_refuses_a_row_that_is_gone(api_account,
     ticket = Message.objects.get().ticket
     stamped = ticket.updated_at
     ticket.subject, ticket.tags = "changed", ["vip", "ünïcode"]
-    with CaptureQueriesContext(connection) as ctx:
+    with statements_sent() as sql:
         rows_update([ticket], ["subject", "tags", "updated_at"])
-    assert len(ctx.captured_queries) == 1
+    assert len(sql) == 1
     fresh = Ticket.objects.get(pk=ticket.pk)
     assert (fresh.subject, fresh.tags) == ("changed", ["vip", "ünïcode"])
     assert fresh.updated_at == ticket.updated_at > stamped
@@ -143,9 +139,9 @@ def test_a_fetch_is_stored_in_one_insert_and_redeliveries_are_skipped(api_accoun
     raws = [RawEvent(body=_body(f"f-{i}", i), source_key=f"k-{i}") for i in range(3)]
     first = inbound_events_store(account=api_account, raws=raws[:2])
     assert len(first) == 2
-    with CaptureQueriesContext(connection) as ctx:
+    with statements_sent() as sql:
         again = inbound_events_store(account=api_account, raws=[*raws, raws[2]])  # two old, one new twice
-    assert len(ctx.captured_queries) == 1
+    assert len(sql) == 1
     assert len(again) == 1 and again[0] not in first
     assert InboundEvent.objects.count() == 3
     assert set(InboundEvent.objects.values_list("status", flat=True)) == {"pending"}

@@ -3,15 +3,13 @@
 from datetime import UTC
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from omnidesk.customers.models import Customer, Identity
 from omnidesk.inbox.models import InboundEvent
 from omnidesk.inbox.services import inbound_events_apply
 from omnidesk.routing.models import Rule
 from omnidesk.tickets.models import Message, Ticket
-from tests.conftest import api_body
+from tests.conftest import api_body, statements_sent
 
 pytestmark = pytest.mark.django_db
 
@@ -23,9 +21,9 @@ def _body(ext: str, who: int, *, thread: str | None = None, **extra) -> bytes:  
 
 def _apply_counting() -> list[str]:
     """Apply one batch; the statements it sent (executemany, one round trip, is logged once)."""
-    with CaptureQueriesContext(connection) as ctx:
+    with statements_sent() as sql:
         assert inbound_events_apply(limit=10).applied == 10
-    return [q["sql"][:120] for q in ctx.captured_queries]  # read now: the next request resets the log
+    return [s[:120] for s in sql]
 
 
 def test_ten_new_conversations_and_ten_follow_ups_take_few_statements(api_account, post_hook):

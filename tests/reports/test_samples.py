@@ -11,7 +11,6 @@ import numpy as np
 import psycopg
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,6 +26,7 @@ from omnidesk.reports.samples import (
 from omnidesk.reports.stats import percentile
 from omnidesk.rows import rows_insert
 from omnidesk.tickets.models import Ticket
+from tests.conftest import statements_sent
 
 from .builders import Spec, account, build
 from .test_report import SCOPE, same, small_dataset
@@ -133,8 +133,8 @@ def test_new_tickets_keep_their_samples_in_the_one_json_insert(postgres, db):  #
     """rows_insert sends the sample bytes as bytea's hex text instead of falling back to the ORM's INSERT."""
     ticket = Ticket(origin_account=account("email"), customer=Customer.objects.create(display_name="c"),
                     ingest_lag_samples=[1.5, 1e-310], next_response_samples=[])
-    with CaptureQueriesContext(connection) as queries:
+    with statements_sent() as sql:
         rows_insert([ticket])
-    assert len(queries) == 1 and "json_populate_recordset" in queries[0]["sql"]
+    assert len(sql) == 1 and "json_populate_recordset" in sql[0]
     stored = Ticket.objects.get(pk=ticket.pk)
     assert (stored.ingest_lag_samples, stored.next_response_samples) == ([1.5, 1e-310], [])
