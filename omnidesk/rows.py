@@ -77,18 +77,34 @@ def instances(row: Sequence[Any], models: Sequence[type[Model]]) -> list[Any]:
     return out
 
 
+def with_related(row: Sequence[Any], model: type[Model], fields: Sequence[Any], *more: type[Model]) -> list[Any]:
+    """The `model` instance from the row's first columns with the rows its foreign keys `fields` point at
+    attached, as select_related attaches them, then one instance per model of `more` that follows."""
+    instance, *rest = instances(row, [model, *(f.related_model for f in fields), *more])
+    for field, other in zip(fields, rest):
+        field.set_cached_value(instance, other)
+    return [instance, *rest[len(fields):]]
+
+
+def related_joins(fields: Sequence[Any], alias: str = "m") -> tuple[str, str]:
+    """The columns of the rows the foreign keys `fields` of the table aliased `alias` point at (aliased
+    r0, r1, …, in `with_related`'s order), and their LEFT JOINs."""
+    quote = connection.ops.quote_name
+    selected = ", ".join(columns(f.related_model, f"r{i}") for i, f in enumerate(fields))
+    joins = "".join(
+        f" LEFT JOIN {quote(f.related_model._meta.db_table)} r{i} ON r{i}.{quote(f.target_field.column)} = {alias}.{quote(f.column)}"
+        for i, f in enumerate(fields)
+    )
+    return selected, joins
+
+
 @functools.cache
 def select_sql(model: type[Model], related: tuple[str, ...], where: str) -> str:
     """SELECT of `model` (alias m) and, LEFT JOINed, the rows its foreign keys `related` point at,
     WHERE `where` (an ORDER BY may follow): the statement `select_with` runs, built once per process."""
-    fields = [model._meta.get_field(name) for name in related]
-    selected = ", ".join([columns(model, "m"), *(columns(f.related_model, f"r{i}") for i, f in enumerate(fields))])
-    quote = connection.ops.quote_name
-    joins = "".join(
-        f" LEFT JOIN {quote(f.related_model._meta.db_table)} r{i} ON r{i}.{quote(f.target_field.column)} = m.{quote(f.column)}"
-        for i, f in enumerate(fields)
-    )
-    return f"SELECT {selected} FROM {quote(model._meta.db_table)} m{joins} WHERE {where}"
+    selected, joins = related_joins([model._meta.get_field(name) for name in related])
+    selected = ", ".join(filter(None, [columns(model, "m"), selected]))  # `related` may be empty
+    return f"SELECT {selected} FROM {connection.ops.quote_name(model._meta.db_table)} m{joins} WHERE {where}"
 
 
 def select_with(model: type[Model], related: tuple[str, ...], where: str, params: Sequence[Any]) -> list[Any]:
@@ -98,14 +114,7 @@ def select_with(model: type[Model], related: tuple[str, ...], where: str, params
     fields = [model._meta.get_field(name) for name in related]
     with prepared_cursor() as cursor:
         cursor.execute(select_sql(model, related, where), params)
-        found = cursor.fetchall()
-    out = []
-    for row in found:
-        instance, *joined = instances(row, [model, *(f.related_model for f in fields)])
-        for field, other in zip(fields, joined, strict=True):
-            field.set_cached_value(instance, other)  # as select_related does
-        out.append(instance)
-    return out
+        return [with_related(row, model, fields)[0] for row in cursor.fetchall()]
 
 
 def prepared_cursor() -> Any:

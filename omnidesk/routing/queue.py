@@ -182,11 +182,7 @@ def _related_joins() -> str:
 
 
 def _ticket_from_row(row: Sequence[Any]) -> Ticket:
-    fields = [Ticket._meta.get_field(name) for name, _ in _RELATED]
-    ticket, *related = rows.instances(row, [Ticket, *(field.related_model for field in fields)])
-    for field, instance in zip(fields, related):
-        field.set_cached_value(ticket, instance)  # as select_related does: the ids are already the row's
-    return ticket
+    return rows.with_related(row, Ticket, [Ticket._meta.get_field(name) for name, _ in _RELATED])[0]
 
 
 def _claim_in_one_statement(*, user: Any, agent: Agent | None) -> Ticket | None:

@@ -86,9 +86,7 @@ def ticket_messages(*, ticket: Ticket) -> list[Message]:
     outbound = OutboundMessage._meta.get_field("message")
     messages = []
     for row in found:
-        message, *related, sent = rows.instances(row, [Message, *(f.related_model for f in forward), OutboundMessage])
-        for field, instance in zip(forward, related):
-            field.set_cached_value(message, instance)
+        message, sent = rows.with_related(row, Message, forward, OutboundMessage)
         outbound.remote_field.set_cached_value(message, sent)  # None: no outbox row, as select_related leaves it
         if sent is not None:
             outbound.set_cached_value(sent, message)
@@ -103,15 +101,11 @@ _MESSAGE_SHOWS = ("author_identity", "author_user", "account")
 
 @functools.cache
 def _messages_sql() -> str:
-    forward = [Message._meta.get_field(name) for name in _MESSAGE_SHOWS]
+    selected, joins = rows.related_joins([Message._meta.get_field(name) for name in _MESSAGE_SHOWS])
     outbound = OutboundMessage._meta
-    selected = ", ".join([rows.columns(Message, "m"), *(rows.columns(f.related_model, f"r{i}") for i, f in enumerate(forward)),
-                          rows.columns(OutboundMessage, "o")])
-    joins = " ".join(f'LEFT JOIN "{f.related_model._meta.db_table}" r{i} ON r{i}."{f.target_field.column}" = m."{f.column}"'
-                     for i, f in enumerate(forward))
-    joins += f' LEFT JOIN "{outbound.db_table}" o ON o."{outbound.get_field("message").column}" = m."id"'
     sent_at = Message._meta.get_field("sent_at").column
-    return (f'SELECT {selected} FROM "{Message._meta.db_table}" m {joins}'
+    return (f'SELECT {rows.columns(Message, "m")}, {selected}, {rows.columns(OutboundMessage, "o")} FROM "{Message._meta.db_table}" m'
+            f'{joins} LEFT JOIN "{outbound.db_table}" o ON o."{outbound.get_field("message").column}" = m."id"'
             f' WHERE m."{Message._meta.get_field("ticket").column}" = %s ORDER BY m."{sent_at}", m."id"')
 
 
