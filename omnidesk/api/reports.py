@@ -27,6 +27,7 @@ from omnidesk.reports.selectors import (
     report_tickets,
 )
 
+from .pagination import Pagination
 from .permissions import IsDeskStaff
 from .serializers import ErrorSerializer
 
@@ -136,8 +137,6 @@ class ParityReportViewSet(viewsets.ViewSet):
         except (ReportInputInvalid, ValueError) as exc:
             raise ParseError(str(exc), code="invalid_report_input") from None
         qs = qs.select_related("origin_account")
-        from rest_framework.pagination import LimitOffsetPagination
-
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(DrillTicketSerializer(page, many=True).data)

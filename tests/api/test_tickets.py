@@ -214,3 +214,17 @@ def test_undecryptable_secrets_are_a_clear_error_not_a_500(agent, sending_accoun
     resp = client_for(agent).post(f"/api/v1/tickets/{ticket.pk}/replies/", {"text": "hi"}, format="json")
     assert resp.status_code == 400 and resp.data["error"] == "config_invalid"
     assert "cannot be decrypted" in resp.data["detail"]
+
+
+def test_a_page_is_at_most_max_limit_whatever_limit_asks(manager, two_groups, monkeypatch):
+    """A limit beyond 64 bits once reached the database as LIMIT and came back a 500 (the API fuzz found it)."""
+    from omnidesk.api.pagination import Pagination
+
+    client = client_for(manager)
+    for path in ("/api/v1/tickets/", "/api/v1/customers/"):
+        response = client.get(path, {"limit": 14900506952506054696803237888, "offset": 10**30})
+        assert response.status_code == 200, response.content
+        assert response.json()["results"] == []
+    monkeypatch.setattr(Pagination, "max_limit", 1)
+    first = client.get("/api/v1/tickets/", {"limit": 10**30})
+    assert len(ids(first)) == 1 and "limit=1" in first.json()["next"]
