@@ -13,7 +13,6 @@ from omnidesk.plugins.models import ChannelAccount
 from omnidesk.plugins.registry import UnknownPlugin
 from omnidesk.plugins.services import account_plugin
 
-from .models import InboundEvent
 from .services import inbound_event_enqueue, inbound_event_store, inbound_event_store_if_current
 
 
@@ -35,9 +34,9 @@ def webhook(request: HttpRequest, slug: str) -> HttpResponse:
         body = _body(request)
         raw = _verified(request, known, body) if isinstance(body, bytes) else body
         if isinstance(raw, RawEvent):
-            event = inbound_event_store_if_current(account=known, raw=raw)
-            if event is not None:
-                return _accepted(event, created=True)
+            stored = inbound_event_store_if_current(account=known, raw=raw)
+            if stored is not None:
+                return _accepted(stored, created=True)
     # No copy, or it stored nothing (stale, a redelivery, an error to answer): every answer but
     # "accepted" comes from the account as the database has it now.
     account = ChannelAccount.objects.filter(slug=slug, enabled=True).first()
@@ -51,7 +50,7 @@ def webhook(request: HttpRequest, slug: str) -> HttpResponse:
     if not isinstance(raw, RawEvent):
         return raw
     event, created = inbound_event_store(account=account, raw=raw)
-    return _accepted(event, created=created)
+    return _accepted(event.pk, created=created)
 
 
 def _body(request: HttpRequest) -> bytes | HttpResponse:
@@ -100,10 +99,10 @@ def _verified(request: HttpRequest, account: ChannelAccount, body: bytes) -> Raw
     return RawEvent(body=body, headers=kept)
 
 
-def _accepted(event: InboundEvent, *, created: bool) -> HttpResponse:
+def _accepted(event_id: int, *, created: bool) -> HttpResponse:
     if created:
-        transaction.on_commit(lambda: inbound_event_enqueue([event.pk]))
-    return JsonResponse({"status": "accepted", "event": event.pk, "duplicate": not created}, status=200)
+        transaction.on_commit(lambda: inbound_event_enqueue([event_id]))
+    return JsonResponse({"status": "accepted", "event": event_id, "duplicate": not created}, status=200)
 
 
 # Signature and event headers stay with the stored body so an event can be re-verified and

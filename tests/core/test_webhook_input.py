@@ -1,5 +1,7 @@
 """Bad input gets a clear answer and loses nothing that was valid."""
 
+import hashlib
+
 import pytest
 
 from omnidesk.inbox.models import InboundEvent
@@ -120,3 +122,20 @@ def test_a_redelivery_after_the_account_is_held_is_answered_as_a_duplicate(api_a
     again = post_hook("acme-api", api_body()).json()
     assert again == {**first, "duplicate": True}
     assert InboundEvent.objects.count() == 1
+
+
+def test_a_held_account_stores_with_one_statement_what_the_request_carried(api_account, post_hook):
+    from tests.conftest import statements_sent
+
+    assert post_hook("acme-api", api_body(id="m-1")).status_code == 200  # the view now holds a copy of the account
+    body = api_body(id="m-2", text="the second one")
+    with statements_sent() as sent:
+        resp = post_hook("acme-api", body, HTTP_X_REQUEST_ID="r-2")
+    assert resp.status_code == 200 and resp.json()["duplicate"] is False
+    assert len(sent) == 1 and sent[0].startswith("INSERT INTO")
+    event = InboundEvent.objects.get(pk=resp.json()["event"])
+    assert bytes(event.body) == body and event.account_id == api_account.pk
+    assert event.status == InboundEvent.Status.PENDING and event.attempts == 0 and event.error == ""
+    assert event.summary == {} and event.received_at is not None
+    assert {k.lower(): v for k, v in event.headers.items()}["x-request-id"] == "r-2"
+    assert event.dedupe_key == "sha256:" + hashlib.sha256(body).hexdigest()
