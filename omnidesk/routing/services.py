@@ -20,6 +20,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from omnidesk.rows import prepared_cursor
 from omnidesk.tickets.audit import ticket_event_record
 from omnidesk.tickets.models import Message, Ticket, TicketEvent
 
@@ -51,7 +52,7 @@ def rules_active() -> list[dict[str, Any]]:
     in_batch = _batch_rules.get()
     if in_batch is not None:
         return in_batch
-    with connection.cursor() as cursor:  # written once: the ORM compiled the aggregate per apply batch
+    with prepared_cursor() as cursor:  # written once (the ORM compiled the aggregate per apply batch), prepared
         cursor.execute(_stamp_sql())
         stamp = tuple(cursor.fetchone())
     cached_stamp, rules = _cache

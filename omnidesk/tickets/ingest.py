@@ -23,7 +23,7 @@ from omnidesk.plugins.models import ChannelAccount
 from omnidesk.reports.facts import report_facts_inbound
 from omnidesk.routing.sentiment import message_sentiment
 from omnidesk.routing.services import rules_after_customer_message
-from omnidesk.rows import rows_insert
+from omnidesk.rows import prepared_cursor, rows_insert
 from omnidesk.sla.services import (
     Announcement,
     announcement_event,
@@ -122,12 +122,12 @@ class IngestLookups:
 
 def _messages_existing(asked: set[tuple[int, str]]) -> set[tuple[int, str]]:
     """Which of the (account, external id) pairs asked about have a message: one IN list per column,
-    on PostgreSQL a statement built once (the ORM compiled it per batch for more CPU than it ran)."""
+    on PostgreSQL a statement built once (the ORM compiled it per batch for more CPU than it ran), prepared."""
     accounts, external_ids = [*{a for a, _ in asked}], [*{e for _, e in asked}]
     if connection.vendor != "postgresql":
         found = Message.objects.filter(account_id__in=accounts, external_id__in=external_ids)
         return set(found.values_list("account_id", "external_id")) & asked
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_messages_existing_sql(), [accounts, external_ids])
         return {(account_id, external_id) for account_id, external_id in cursor.fetchall()} & asked
 
