@@ -16,17 +16,23 @@ parameter that the server spreads over the table's own column types (`json_popul
 so the worker serializes them with one `json.dumps`. Only for plain models: no signals are sent
 (the project registers none); fields' `pre_save` still runs (auto_now, auto_now_add); a value JSON
 cannot carry, or a database that cannot return ids from an INSERT, goes the ordinary way.
+
+Within an apply batch (`rows_deferred`) those INSERTs and UPDATEs are held back and written one
+statement per table just before the next other statement: the new-ticket path's five INSERTs per
+item (customer, identities, ticket, thread, message) become five per batch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from typing import Any
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, IntegrityError, connection
 from django.db.models import Field, Model, signals
 from django.db.models.base import ModelState
 
@@ -201,6 +207,9 @@ def rows_insert(objs: Sequence[Model], *, stamp: bool = True) -> None:
         rows.append({
             f.column: f.get_prep_value(f.pre_save(obj, True) if stamp else getattr(obj, f.attname)) for f in fields
         })
+    deferred = _deferred.get()
+    if deferred is not None and deferred.defer(model, objs, rows):
+        return
     try:
         payload = json.dumps(rows, default=_plain, allow_nan=False)
     except (TypeError, ValueError):
@@ -247,6 +256,9 @@ def rows_update(objs: Sequence[Model], fields: Sequence[str]) -> None:
     rows = [
         {pk.column: obj.pk, **{f.column: f.get_prep_value(f.pre_save(obj, False)) for f in chosen}} for obj in objs
     ]
+    deferred = _deferred.get()
+    if deferred is not None and deferred.defer_update(model, tuple(f.column for f in chosen), objs, rows):
+        return
     try:
         payload = json.dumps(rows, default=_plain, allow_nan=False)
     except (TypeError, ValueError):
@@ -258,3 +270,177 @@ def rows_update(objs: Sequence[Model], fields: Sequence[str]) -> None:
         updated = cursor.rowcount
     if updated != len(objs):
         raise DatabaseError(f"{len(objs) - updated} of {len(objs)} {model._meta.label} rows to update are gone")
+
+
+class RowsConflict(IntegrityError):
+    """A row `rows_deferred` held back met a unique constraint when it was written; `owner` is what the
+    block's `owner` was when the row was given to `rows_insert`."""
+
+    def __init__(self, message: str, owner: object) -> None:
+        super().__init__(message)
+        self.owner = owner
+
+
+class RowsGone(DatabaseError):
+    """A row whose UPDATE `rows_deferred` held back was gone when it was written (as in `rows_update`)."""
+
+    def __init__(self, message: str, owner: object) -> None:
+        super().__init__(message)
+        self.owner = owner
+
+
+#: the writes held back by `rows_deferred`
+_deferred: contextvars.ContextVar[_Deferred | None] = contextvars.ContextVar("rows_deferred", default=None)
+
+
+@contextlib.contextmanager
+def rows_deferred(reserve: Mapping[type[Model], int]) -> Iterator[_Deferred | None]:
+    """Within this block (an apply batch under one savepoint) `rows_insert` of the models in `reserve`
+    gives the objects ids taken from their sequence beforehand (up to `reserve[model]` of them, in one
+    statement for all the models) and holds the rows back; they are written, one INSERT per model, just
+    before the connection runs any other statement, and when the block ends. So the new-ticket path's
+    five INSERTs per item become five per batch, while every statement still sees the rows written
+    before it, as without the block.
+
+    A held row that meets a unique constraint (another worker won a race) raises RowsConflict, naming
+    the block's `owner` when the row was held, at the statement that wrote it and at every statement
+    after it in the block (the conflict cannot be caught and forgotten on the way), so the caller
+    rolls back the savepoint. Ids reserved and not used are skipped, as after a rollback. `rows_update`
+    is held back the same way (one UPDATE per model and field list), a row gone raising RowsGone.
+    PostgreSQL only; elsewhere, or with nothing to reserve, the block changes nothing."""
+    wanted = {model: count for model, count in reserve.items() if count > 0}
+    if connection.vendor != "postgresql" or not wanted or _deferred.get() is not None:
+        yield None
+        return
+    deferred = _Deferred(_ids_reserve(wanted))
+    token = _deferred.set(deferred)
+    try:
+        with connection.execute_wrapper(deferred.before_statement):
+            yield deferred
+            deferred.flush()
+    finally:
+        _deferred.reset(token)
+
+
+class _Deferred:
+    def __init__(self, ids: dict[type[Model], list[int]]) -> None:
+        self.ids = ids
+        #: per model, in the order first held: (the row as JSON, its owner) for each row
+        self.rows: dict[type[Model], list[tuple[int, str, object]]] = {}
+        #: per model and columns, in the order first held: (the row as JSON, its owner) for each row
+        self.updates: dict[tuple[type[Model], tuple[str, ...]], list[tuple[str, object]]] = {}
+        self._updating: set[tuple[type[Model], Any]] = set()
+        self.owner: object = None
+        #: what writing held rows raised: raised again at every statement after it in the block
+        self.failure: RowsConflict | RowsGone | None = None
+        #: the owner of the rows being written when writing them failed, whatever the error (a deadlock too)
+        self.blamed: object = None
+        self._writing = False
+
+    def defer(self, model: type[Model], objs: Sequence[Model], rows: list[dict[str, Any]]) -> bool:
+        """Hold the rows back with reserved ids; False (write them now) when too few are left or a
+        value is not sent as JSON."""
+        pool = self.ids.get(model, [])
+        if len(pool) < len(objs):
+            return False
+        pk, ids = model._meta.pk.column, pool[:len(objs)]
+        try:
+            dumped = [json.dumps({pk: id_, **row}, default=_plain, allow_nan=False) for id_, row in zip(ids, rows)]
+        except (TypeError, ValueError):
+            return False
+        del pool[:len(objs)]
+        held = self.rows.setdefault(model, [])
+        for obj, id_, text in zip(objs, ids, dumped, strict=True):
+            obj.pk = id_
+            obj._state.adding = False
+            obj._state.db = connection.alias
+            held.append((id_, text, self.owner))
+        return True
+
+    def defer_update(
+        self, model: type[Model], columns: tuple[str, ...], objs: Sequence[Model], rows: list[dict[str, Any]]
+    ) -> bool:
+        """Hold an UPDATE back; False (write it now) when a value is not sent as JSON. A row already held
+        for an UPDATE has the held ones written first, so no statement sets one row twice."""
+        try:
+            dumped = [json.dumps(row, default=_plain, allow_nan=False) for row in rows]
+        except (TypeError, ValueError):
+            return False
+        if any((model, obj.pk) in self._updating for obj in objs):
+            self.flush()
+        held = self.updates.setdefault((model, columns), [])
+        for obj, text in zip(objs, dumped, strict=True):
+            self._updating.add((model, obj.pk))
+            held.append((text, self.owner))
+        return True
+
+    def before_statement(self, execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
+        if not self._writing:
+            self.flush()
+        return execute(sql, params, many, context)
+
+    def flush(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+        if not (self.rows or self.updates):
+            return
+        held, self.rows = self.rows, {}
+        updates, self.updates = self.updates, {}
+        self._updating = set()
+        self._writing = True
+        try:
+            with prepared_cursor() as cursor:
+                for model, rows in held.items():
+                    self.blamed = rows[0][2]
+                    cursor.execute(_sql_with_ids(model), ["[" + ",".join(text for _, text, _ in rows) + "]"])
+                    written = {pk for pk, in cursor.fetchall()}
+                    lost = [owner for pk, _, owner in rows if pk not in written]
+                    if lost:
+                        self.blamed, label = lost[0], model._meta.label
+                        self.failure = RowsConflict(f"{len(lost)} {label} row(s) already exist (a unique constraint)", lost[0])
+                        raise self.failure
+                for (model, columns), texts in updates.items():
+                    self.blamed = texts[0][1]
+                    cursor.execute(_update_sql(model, columns), ["[" + ",".join(text for text, _ in texts) + "]"])
+                    if cursor.rowcount != len(texts):
+                        label, gone = model._meta.label, len(texts) - cursor.rowcount
+                        self.failure = RowsGone(f"{gone} of {len(texts)} {label} rows to update are gone", texts[0][1])
+                        raise self.failure
+            self.blamed = None
+        finally:
+            self._writing = False
+
+
+@functools.cache
+def _sql_with_ids(model: type[Model]) -> str:
+    """INSERT of rows that carry their ids, skipping (not failing on) rows that meet a unique constraint:
+    the ids written come back, so the ones missing name the rows that conflicted."""
+    quote = connection.ops.quote_name
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+    columns = ", ".join([pk, *(quote(f.column) for f in _fields(model))])
+    return (
+        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM json_populate_recordset(NULL::{table}, %s::json) "
+        f"ON CONFLICT DO NOTHING RETURNING {pk}"
+    )
+
+
+def _ids_reserve(wanted: Mapping[type[Model], int]) -> dict[type[Model], list[int]]:
+    """`wanted[model]` ids from each model's sequence, in one statement."""
+    models = sorted(wanted, key=lambda model: model._meta.label)
+    with prepared_cursor() as cursor:
+        cursor.execute(_reserve_sql(tuple(models)), [wanted[model] for model in models])
+        row = cursor.fetchone()
+    return {model: list(ids) for model, ids in zip(models, row, strict=True)}
+
+
+@functools.cache
+def _reserve_sql(models: tuple[type[Model], ...]) -> str:
+    def sequence(model: type[Model]) -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [connection.ops.quote_name(model._meta.db_table),
+                                                                      model._meta.pk.column])
+            (name,) = cursor.fetchone()
+        return str(name).replace("'", "''")
+
+    arrays = ", ".join(f"ARRAY(SELECT nextval('{sequence(m)}') FROM generate_series(1, %s))" for m in models)
+    return f"SELECT {arrays}"

@@ -30,7 +30,14 @@ from omnidesk.plugins.models import ChannelAccount
 from omnidesk.plugins.services import account_plugin
 from omnidesk.plugins.storable import storable, storable_text
 from omnidesk.routing.services import rules_loaded_once
-from omnidesk.rows import columns, instances, prepared_cursor, rows_update, select_with
+from omnidesk.rows import (
+    columns,
+    instances,
+    prepared_cursor,
+    rows_deferred,
+    rows_update,
+    select_with,
+)
 from omnidesk.sla.services import policies_loaded_once
 from omnidesk.tickets.audit import ticket_events_deferred
 from omnidesk.tickets.ingest import (
@@ -219,8 +226,10 @@ def inbound_events_apply(*, event_ids: list[int] | None = None, limit: int | Non
             report, touched = _apply_batch(parsed, known)
         _events_save([event for event, _, _ in parsed if event.pk not in report.deferred])
         if touched:
-            changes = dict(touched)
-            transaction.on_commit(lambda: live.tickets_changed(changes))
+            # the teams as this transaction left the tickets: the broadcast reads nothing back
+            changes = {ticket_id: change for ticket_id, (change, _) in touched.items()}
+            teams = {ticket_id: team for ticket_id, (_, team) in touched.items()}
+            transaction.on_commit(lambda: live.tickets_changed(changes, teams=teams))
         if report.deferred:
             deferred = list(report.deferred)
             transaction.on_commit(lambda: inbound_event_enqueue(deferred))
@@ -292,6 +301,10 @@ def _parse(event: InboundEvent, account: ChannelAccount) -> list[object] | Excep
         return exc
 
 
+#: a ticket the batch changed: how (the live update's word) and its group as the batch left it
+_Touched = tuple[str, int | None]
+
+
 class _BatchFailed(Exception):
     """An item of a batch applied under one savepoint failed: the batch is applied again around it."""
 
@@ -300,7 +313,7 @@ class _BatchFailed(Exception):
         self.event_pk = event_pk
 
 
-def _apply_batch(parsed: list[_Parsed], known: IngestLookups | None) -> tuple[ApplyReport, dict[int, str]]:
+def _apply_batch(parsed: list[_Parsed], known: IngestLookups | None) -> tuple[ApplyReport, dict[int, _Touched]]:
     """The batch under one savepoint: two statements per item fewer than a savepoint each.
 
     When an item fails, the batch is rolled back and split around it: the items before it are
@@ -309,7 +322,8 @@ def _apply_batch(parsed: list[_Parsed], known: IngestLookups | None) -> tuple[Ap
     the items after it, again together. So a worker that lost a race for a new customer's identity
     (about one batch in twelve under bench/ingest.py) pays the slow path for that one item, not for
     the whole batch. An event that lost a deadlock is left pending at once, as the per-item path
-    would leave it, rather than sent back into the same contention.
+    would leave it, rather than sent back into the same contention. The batch's new rows are written
+    one INSERT per table (rows.rows_deferred); one that conflicts when written names its own item.
     """
     report, touched = ApplyReport(), {}
     todo: list[tuple[str, list[_Parsed]]] = [("together", parsed)]
@@ -337,16 +351,20 @@ def _apply_batch(parsed: list[_Parsed], known: IngestLookups | None) -> tuple[Ap
 
 
 def _apply_together(
-    part: list[_Parsed], known: IngestLookups | None, report: ApplyReport, touched: dict[int, str]
+    part: list[_Parsed], known: IngestLookups | None, report: ApplyReport, touched: dict[int, _Touched]
 ) -> tuple[int | None, bool]:
     """`part` under one savepoint, its outcomes added to `report` and `touched`. On an error, rolled
     back with its events as they were: the index of the item that failed (-1: none did) and whether
     it lost a deadlock; (None, False) when all went in."""
     before = {event.pk: [getattr(event, name) for name in _FINISH_FIELDS] for event, _, _ in part}
     done, changed = ApplyReport(), {}
+    deferred = None
     try:
-        with transaction.atomic(), ticket_events_deferred():
+        expected = known.expected_rows if known is not None else {}
+        with transaction.atomic(), ticket_events_deferred(), rows_deferred(expected) as deferred:
             for event, account, items in part:
+                if deferred is not None:
+                    deferred.owner = event.pk  # whose rows they are, should one conflict when written
                 _apply_one(event, account, items, done, changed, known, shared=True)
     except Exception as exc:  # noqa: BLE001 - an item's error (_BatchFailed) or the audit rows' INSERT
         cause = exc.__cause__ if isinstance(exc, _BatchFailed) else exc
@@ -354,9 +372,14 @@ def _apply_together(
         for event, _, _ in part:
             for name, value in zip(_FINISH_FIELDS, before[event.pk], strict=True):
                 setattr(event, name, value)
-        if not isinstance(exc, _BatchFailed):
+        # Held-back rows that failed when written (a conflict, a deadlock) name their item, whichever
+        # statement wrote them.
+        failed_pk = deferred.blamed if deferred is not None else None
+        if failed_pk is None and isinstance(exc, _BatchFailed):
+            failed_pk = exc.event_pk
+        failed = next((i for i, (event, _, _) in enumerate(part) if event.pk == failed_pk), None)
+        if failed is None:
             return -1, False
-        failed = next(i for i, (event, _, _) in enumerate(part) if event.pk == exc.event_pk)
         return failed, cause is not None and _lock_contention(cause)
     report.applied += done.applied
     report.failed += done.failed
@@ -368,7 +391,7 @@ def _apply_together(
 
 
 def _apply_one(  # type: ignore[no-untyped-def]
-    event: InboundEvent, account: ChannelAccount, items, report: ApplyReport, touched: dict[int, str],
+    event: InboundEvent, account: ChannelAccount, items, report: ApplyReport, touched: dict[int, _Touched],
     known: IngestLookups | None = None, *, shared: bool = False,
 ) -> None:
     """Apply one event's items; `shared`: inside the batch's savepoint, where any error of an item
@@ -448,7 +471,8 @@ def _apply_kind(account, item, event, summary, notes, touched, known) -> None:  
         summary["duplicates" if outcome.duplicate else "messages"] += 1
         notes.extend(outcome.notes)
         if not outcome.duplicate and outcome.message is not None:
-            touched[outcome.message.ticket_id] = "created" if outcome.ticket_created else "message"
+            change = "created" if outcome.ticket_created else "message"
+            touched[outcome.message.ticket_id] = (change, outcome.message.ticket.group_id)
     elif isinstance(item, DeliveryUpdate):
         notes.append(delivery_update_apply(account=account, update=item))
         summary["updates"] += 1

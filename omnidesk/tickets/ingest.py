@@ -9,9 +9,16 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Model
 from django.utils import timezone
 
-from omnidesk.customers.services import IdentityLookups, author_refs, customer_resolve
+from omnidesk.customers.models import Customer, Identity
+from omnidesk.customers.services import (
+    IdentityLookups,
+    author_refs,
+    customer_resolve,
+    identity_key,
+)
 from omnidesk.plugins.contract import (
     DeliveryUpdate,
     IdentityRef,
@@ -35,7 +42,7 @@ from omnidesk.sla.services import (
 
 from .attachments import attachment_store
 from .audit import ticket_event_record, ticket_events_add
-from .models import Message, Ticket, TicketEvent
+from .models import Message, Ticket, TicketEvent, TicketThread
 from .threading import (
     ThreadLookups,
     thread_bind,
@@ -88,22 +95,46 @@ class IngestLookups:
         self._existing: set[tuple[int, str]] = set()
         if asked:
             self._existing = _messages_existing(asked)
-        primaries: list[tuple[ChannelAccount, InboundMessage, IdentityRef]] = []
+        primaries: list[tuple[ChannelAccount, InboundMessage, IdentityRef, list[IdentityRef]]] = []
         refs: list[IdentityRef] = []
         for account, item in items:
             try:
                 primary, also, _ = author_refs(item.author, default_region=account.default_region)
             except Exception:  # noqa: BLE001, S112 - an unusable author is the per-item path's to report
                 continue
-            primaries.append((account, item, primary))
+            primaries.append((account, item, primary, also))
             refs += [primary, *also]
         self.identities = IdentityLookups(refs)
         keys = set()
-        for account, item, primary in primaries:
+        for account, item, primary, _ in primaries:
             identity = self.identities.get(primary)
             if item.thread_key and identity is not None and not identity.customer.merged_into_id:
                 keys.add((account.pk, thread_key_for(customer=identity.customer, key=item.thread_key)))
         self.threads = ThreadLookups(keys, self.identities.customers_created)
+        self.expected_rows = self._expected_rows(primaries)
+
+    def _expected_rows(
+        self, primaries: list[tuple[ChannelAccount, InboundMessage, IdentityRef, list[IdentityRef]]]
+    ) -> dict[type[Model], int]:
+        """The rows the batch's new messages will most likely INSERT, per model: a message each, and for an
+        author not known yet a customer (unless an `also` identity links one), identities, a ticket and its
+        thread. For `rows_deferred`'s ids: fewer only costs INSERTs of their own, more only skips ids."""
+        counts = dict.fromkeys((Message, Customer, Identity, Ticket, TicketThread), 0)
+        new_authors = set()
+        for account, item, primary, also in primaries:
+            if (account.pk, item.external_id) in self._existing:
+                continue
+            counts[Message] += 1
+            author = (account.pk, *identity_key(primary))
+            if self.identities.get(primary) is not None or author in new_authors:
+                continue
+            new_authors.add(author)
+            missing = [ref for ref in also if self.identities.get(ref) is None]
+            counts[Customer] += len(missing) == len(also)
+            counts[Identity] += 1 + len(missing)
+            counts[Ticket] += 1
+            counts[TicketThread] += bool(item.thread_key)
+        return counts
 
     @property
     def disabled(self) -> bool:

@@ -8,7 +8,6 @@ import pytest
 from omnidesk.inbox.models import InboundEvent
 from omnidesk.inbox.services import inbound_events_apply, inbound_events_store
 from omnidesk.plugins.contract import RawEvent
-from omnidesk.routing.models import Rule
 from omnidesk.rows import select_with
 from omnidesk.sla.models import Calendar, Policy
 from omnidesk.tickets.models import Message, Ticket, TicketEvent
@@ -20,13 +19,6 @@ pytestmark = pytest.mark.django_db
 def _body(ext: str, who: int, **extra) -> bytes:  # type: ignore[no-untyped-def]
     author = {"id": f"u-{who}", "name": f"Customer {who}", "email": f"c{who}@example.com"}
     return api_body(id=ext, thread=f"t-{who}", author=author, **extra)
-
-
-@pytest.fixture
-def no_rules() -> None:
-    for rule in Rule.objects.all():  # what rules write is theirs; these tests look at the ingest's own rows
-        rule.active = False
-        rule.save()
 
 
 def test_a_batch_where_nothing_fails_takes_one_savepoint_and_writes_each_new_ticket_once(api_account, post_hook, no_rules):
