@@ -92,6 +92,11 @@ else:
         DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
         DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Request threads per ASGI web process (config/asgi_http.py); further requests wait on the event loop.
+# One per pooled connection: a thread holds at most one, so none waits on the pool.
+WEB_REQUEST_THREADS = env.int(
+    "OMNIDESK_WEB_REQUEST_THREADS", default=DATABASES["default"].get("OPTIONS", {}).get("pool", {}).get("max_size", 8)
+)
 
 # --- channel layer (websockets) -------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
