@@ -2,8 +2,8 @@
 """"Next ticket" under contention: 50 agents claiming from 100,000 open tickets on PostgreSQL.
 
 Phase A calls the service `queue_claim_next` from N threads (each its own connection); phase B
-drives `POST /api/v1/queue/next/` with N closed-loop keep-alive clients (token auth) against
-uvicorn serving config.asgi. Both report claims/s and p50/p99 latency, phase B also per web process
+drives `POST /api/v1/queue/next/` with N closed-loop keep-alive clients (token auth; they reconnect
+when answered `Connection: close`, as HTTP clients do) against uvicorn serving config.asgi. Both report claims/s and p50/p99 latency, phase B also per web process
 (how many connections each serves); afterwards every claim is checked: a ticket claimed twice (by
 events or by what clients received) is a double claim.
 
@@ -145,20 +145,28 @@ def phase_service(users: list[int], *, seconds: float, database: str) -> tuple[l
 
 
 async def _client(port: int, token: str, deadline: float, lat: dict[int, list[float]], got: list[int], bad: Counter) -> None:
-    reader, writer = await asyncio.open_connection(HOST, port)
-    mine = lat[writer.get_extra_info("sockname")[1]] = []
+    """One agent: a claim, its answer, the next claim, on a keep-alive connection; when the server
+    answers `Connection: close` it reconnects, as any HTTP client does, and the reconnect counts
+    in the next claim's latency. Latencies are kept per connection (the client's port)."""
     request = (
         f"POST /api/v1/queue/next/ HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: Token {token}\r\n"
         "Content-Length: 0\r\nAccept: application/json\r\n\r\n"
     ).encode()
+    writer = None
     try:
         while time.perf_counter() < deadline:
             t0 = time.perf_counter()
+            if writer is None:
+                reader, writer = await asyncio.open_connection(HOST, port)
+                mine = lat.setdefault(writer.get_extra_info("sockname")[1], [])
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1)) if b"ontent-" in head else 0
             body = await reader.readexactly(length) if length else b""
             mine.append(time.perf_counter() - t0)
+            if re.search(rb"(?im)^connection: *close", head):
+                writer.close()
+                writer = None
             code = int(head.split(b" ", 2)[1])
             if code == 200:
                 got.append(int(re.search(rb'"id":(\d+)', body).group(1)))
@@ -167,24 +175,36 @@ async def _client(port: int, token: str, deadline: float, lat: dict[int, list[fl
             else:
                 bad[code] += 1
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
 
 
 def phase_http(
     tokens: list[str], *, port: int, seconds: float, web_pids: list[int]
 ) -> tuple[list[float], list[int], float, Counter, list[dict[str, float]]]:
-    """Latencies, claimed ids, seconds, errors, and per web process its connections' count and latencies."""
+    """Latencies, claimed ids, seconds, errors, and per web process its connections (the mean of
+    samples every 0.5 s: they move when clients reconnect), claims and latencies."""
     lat: dict[int, list[float]] = {}
     got: list[int] = []
     bad: Counter = Counter()
     owners: dict[int, int] = {}
+    samples: list[Counter] = []
 
     async def main() -> float:
         began = time.perf_counter()
         clients = asyncio.gather(*(_client(port, t, began + seconds, lat, got, bad) for t in tokens))
         await asyncio.sleep(min(1.0, seconds / 2))  # every client connected
-        owners.update(await asyncio.to_thread(_serving_pids, web_pids, port))
+
+        async def sample() -> None:
+            while True:
+                now = await asyncio.to_thread(_serving_pids, web_pids, port)
+                owners.update(now)
+                samples.append(Counter(now.values()))
+                await asyncio.sleep(0.5)
+
+        sampler = asyncio.create_task(sample())
         await clients
+        sampler.cancel()
         return time.perf_counter() - began
 
     elapsed = asyncio.run(main())
@@ -192,10 +212,11 @@ def phase_http(
     for client_port, xs in lat.items():
         by_pid.setdefault(owners.get(client_port, 0), []).append(xs)
     per_process = [
-        {"connections": len(conns), "claims": sum(map(len, conns)),
+        {"pid": pid, "connections": round(sum(s[pid] for s in samples) / max(len(samples), 1), 1),
+         "claims": sum(map(len, conns)),
          "p50_ms": round(percentile([x for xs in conns for x in xs], 50) * 1000, 1),
          "p99_ms": round(percentile([x for xs in conns for x in xs], 99) * 1000, 1)}
-        for _, conns in sorted(by_pid.items(), key=lambda item: -len(item[1]))
+        for pid, conns in sorted(by_pid.items(), key=lambda item: -sum(map(len, item[1])))
     ]
     return [x for xs in lat.values() for x in xs], got, elapsed, bad, per_process
 
@@ -314,6 +335,7 @@ def main() -> None:
                                f"p99 {figures['claim_p99_ms']} ms ({len(h_got)} claims, errors {dict(bad)})"),
         ("HTTP per web process", "; ".join(
             f"{p['connections']} connections, {p['claims']} claims, p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms"
+            + ("" if p["pid"] else " (connections too short to be sampled)")
             for p in per_process)),
         ("CPU per claim, service", ", ".join(f"{k} {v} ms" for k, v in figures["service_cpu_ms"].items())),
         ("CPU per claim, HTTP", ", ".join(f"{k} {v} ms" for k, v in figures["http_cpu_ms"].items())),
