@@ -170,8 +170,22 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
+def machine_speed() -> float:
+    """Seconds of CPU for a fixed pure-Python loop (10 million additions), measured after the run.
+    The same code's CPU per claim or per event was 2-3 times higher on one machine of this kind than
+    on another (docs/benchmarks.md, session 6): figures from different machines compare only with this."""
+    started, total = time.process_time(), 0
+    for i in range(10_000_000):
+        total += i
+    return round(time.process_time() - started, 2)
+
+
 def report(title: str, lines: Sequence[tuple[str, Any]], figures: Mapping[str, Any], *, as_json: bool) -> None:
-    """The readable summary, then (with --json) the figures as one JSON object on the last line."""
+    """The readable summary, then (with --json) the figures as one JSON object on the last line;
+    both end with the machine's speed (machine_speed)."""
+    speed = machine_speed()
+    lines = [*lines, ("machine speed", f"{speed} s CPU for 10M Python additions (less is quicker)")]
+    figures = {**figures, "machine_loop_s": speed}
     width = max(len(label) for label, _ in lines)
     print(title)
     print("-" * len(title))
