@@ -175,11 +175,15 @@ def test_workers_deadlocking_on_each_others_new_customers_defer_and_lose_nothing
     reports = race(2, lambda i: inbound_events_apply(event_ids=batches[i], limit=2))
 
     assert sum(r.failed for r in reports) == 0, list(InboundEvent.objects.values_list("status", "error"))
+    # Each batch writes its new rows together (rows.rows_deferred), so which way it ends depends on the
+    # timing: both write and wait on each other (PostgreSQL breaks the deadlock by cancelling one side's
+    # statement, whose item is left pending), or one commits first and the other's held row meets it
+    # (that batch is applied again around the item, at once). Either way nothing fails or is lost.
     deferred = [pk for r in reports for pk in r.deferred]
-    assert len(deferred) == 1  # PostgreSQL broke the deadlock by cancelling one side's statement
-    assert InboundEvent.objects.get(pk=deferred[0]).status == "pending"
+    assert len(deferred) <= 1, deferred
+    assert all(InboundEvent.objects.get(pk=pk).status == "pending" for pk in deferred)
     monkeypatch.setattr(services, "message_ingest", real_ingest)
-    assert inbound_events_apply().applied == 1
+    assert inbound_events_apply().applied == len(deferred)
     assert set(InboundEvent.objects.values_list("status", flat=True)) == {"processed"}
     assert Message.objects.count() == 4
     assert Customer.objects.count() == 2
