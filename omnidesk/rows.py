@@ -179,6 +179,13 @@ def _sql(model: type[Model]) -> str:
     )
 
 
+def stored(obj: Model, pk: Any) -> None:
+    """Mark `obj` as the row with id `pk` that this connection's database holds (what save() leaves)."""
+    obj.pk = pk
+    obj._state.adding = False
+    obj._state.db = connection.alias
+
+
 def _plain(value: object) -> str:
     """What json.dumps cannot write itself, in PostgreSQL's input syntax."""
     if isinstance(value, (datetime, date, time)):
@@ -219,9 +226,7 @@ def rows_insert(objs: Sequence[Model], *, stamp: bool = True) -> None:
         cursor.execute(_sql(model), [payload])
         ids = cursor.fetchall()
     for obj, (pk,) in zip(objs, ids, strict=True):
-        obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = connection.alias
+        stored(obj, pk)
 
 
 @functools.cache
@@ -325,7 +330,7 @@ def rows_deferred(reserve: Mapping[type[Model], int]) -> Iterator[_Deferred | No
 class _Deferred:
     def __init__(self, ids: dict[type[Model], list[int]]) -> None:
         self.ids = ids
-        #: per model, in the order first held: (the row as JSON, its owner) for each row
+        #: per model, in the order first held: (its reserved id, the row as JSON, its owner) for each row
         self.rows: dict[type[Model], list[tuple[int, str, object]]] = {}
         #: per model and columns, in the order first held: (the row as JSON, its owner) for each row
         self.updates: dict[tuple[type[Model], tuple[str, ...]], list[tuple[str, object]]] = {}
@@ -351,9 +356,7 @@ class _Deferred:
         del pool[:len(objs)]
         held = self.rows.setdefault(model, [])
         for obj, id_, text in zip(objs, ids, dumped, strict=True):
-            obj.pk = id_
-            obj._state.adding = False
-            obj._state.db = connection.alias
+            stored(obj, id_)
             held.append((id_, text, self.owner))
         return True
 

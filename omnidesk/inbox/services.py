@@ -37,6 +37,7 @@ from omnidesk.rows import (
     rows_deferred,
     rows_update,
     select_with,
+    stored,
 )
 from omnidesk.sla.services import policies_loaded_once
 from omnidesk.tickets.audit import ticket_events_deferred
@@ -74,11 +75,10 @@ def inbound_event_store(*, account: ChannelAccount, raw: RawEvent) -> tuple[Inbo
             return inbound_event_store(account=account, raw=raw)
         return existing, False
     event = InboundEvent(
-        pk=pk, account=account, dedupe_key=raw.dedupe_key, body=raw.body, headers=dict(raw.headers.items()),
+        account=account, dedupe_key=raw.dedupe_key, body=raw.body, headers=dict(raw.headers.items()),
         received_at=received_at,
     )
-    event._state.adding = False
-    event._state.db = connection.alias
+    stored(event, pk)
     return event, True
 
 
