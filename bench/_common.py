@@ -103,6 +103,8 @@ from omnidesk.devtools.procs import (  # noqa: E402,F401
     port_open,
     real_broker,
     rundramatiq_argv,
+    runweb_argv,
+    serving_pids,
     uvicorn_argv,
 )
 from omnidesk.devtools.procs import child_env as _child_env  # noqa: E402
@@ -143,8 +145,14 @@ def child_env(**overrides: str | None) -> dict[str, str]:
     return _child_env(**{"LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"), **overrides})
 
 
-def start_server(*, port: int, workers: int, env: Mapping[str, str], fast: bool = True, interface: str = "asgi") -> Proc:
-    """uvicorn, `workers` processes: config.asgi (web + websockets), or config.wsgi in a thread pool."""
+def start_server(
+    *, port: int, workers: int, env: Mapping[str, str], fast: bool = True, interface: str = "asgi", balanced: bool = False,
+) -> Proc:
+    """`workers` web processes serving config.asgi (web + websockets), or config.wsgi in a thread pool: with
+    `balanced`, `manage.py runweb` (a listening socket per process, as docs/deploy.md recommends), else
+    `uvicorn --workers` (one socket shared by the processes)."""
+    if balanced:
+        return Proc("web", runweb_argv(port=port, workers=workers, interface=interface, backlog=4096), env)
     return Proc("web", uvicorn_argv(port=port, workers=workers, interface=interface, fast=fast, backlog=4096), env)
 
 

@@ -3,7 +3,7 @@
 
 Phase A calls the service `queue_claim_next` from N threads (each its own connection); phase B
 drives `POST /api/v1/queue/next/` with N closed-loop keep-alive clients (token auth; they reconnect
-when answered `Connection: close`, as HTTP clients do) against uvicorn serving config.asgi. Both report claims/s and p50/p99 latency, phase B also per web process
+when answered `Connection: close`, as HTTP clients do) against `manage.py runweb` (uvicorn) serving config.asgi. Both report claims/s and p50/p99 latency, phase B also per web process
 (how many connections each serves); afterwards every claim is checked: a ticket claimed twice (by
 events or by what clients received) is a double claim.
 
@@ -28,7 +28,7 @@ from datetime import timedelta
 
 from _common import (
     bench_django, child_env, free_port, percentile, port_open, postgres_cpu_seconds, report,
-    reset_data, say, start_server, wait_until,
+    reset_data, say, serving_pids, start_server, wait_until,
 )
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/omnidesk_bench_claim"
@@ -197,7 +197,7 @@ def phase_http(
 
         async def sample() -> None:
             while True:
-                now = await asyncio.to_thread(_serving_pids, web_pids, port)
+                now = await asyncio.to_thread(serving_pids, web_pids, port)
                 owners.update(now)
                 samples.append(Counter(now.values()))
                 await asyncio.sleep(0.5)
@@ -221,35 +221,6 @@ def phase_http(
     return [x for xs in lat.values() for x in xs], got, elapsed, bad, per_process
 
 
-def _serving_pids(pids: list[int], port: int) -> dict[int, int]:
-    """The web process serving each client connection, by the client's port (Linux /proc).
-
-    Each uvicorn process accepts from the one listening socket, so the kernel's wake-ups, not a
-    balancer, decide how many keep-alive connections each serves: a process with more has
-    proportionally longer queues, which shows in its p99."""
-    inodes = {}
-    for pid in pids:
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes[int(target[8:-1])] = pid
-    owners = {}
-    with open("/proc/net/tcp") as table:
-        for line in list(table)[1:]:
-            fields = line.split()
-            local, remote, inode = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16), int(fields[9])
-            if local == port and inode in inodes:
-                owners[remote] = inodes[inode]
-    return owners
-
-
 def _pg_cpu_since(before: dict[int, float], database: str) -> float:
     after = postgres_cpu_seconds(database)
     return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
@@ -263,6 +234,8 @@ def main() -> None:
     ap.add_argument("--web-workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--interface", choices=("asgi", "wsgi"), default="asgi",
                     help="config.asgi, or config.wsgi in uvicorn's thread pool (persistent connections)")
+    ap.add_argument("--server", choices=("runweb", "uvicorn"), default="runweb",
+                    help="manage.py runweb (a listening socket per process) or uvicorn --workers (one shared socket)")
     ap.add_argument("--pool", type=int, default=16,
                     help="DATABASE_POOL_MAX_SIZE of each uvicorn process (0: a persistent connection per request thread)")
     ap.add_argument("--reuse", action="store_true", help="keep an earlier run's tickets and agents (same sizes)")
@@ -288,12 +261,13 @@ def main() -> None:
     port = free_port()
     pool = str(args.pool if args.interface == "asgi" else 0)
     server = start_server(port=port, workers=args.web_workers, interface=args.interface,
+                          balanced=args.server == "runweb",
                           env=child_env(DATABASE_URL=url, LOG_LEVEL="WARNING", DATABASE_POOL_MAX_SIZE=pool))
     try:
         wait_until(lambda: port_open(port), timeout=60, what="uvicorn")
         time.sleep(1.0)
-        say(f"phase B: HTTP, {args.agents} closed-loop clients, {args.web_workers} uvicorn process(es) "
-            f"({args.interface}), {args.seconds:g}s")
+        say(f"phase B: HTTP, {args.agents} closed-loop clients, {args.web_workers} web process(es) "
+            f"({args.server}, {args.interface}), {args.seconds:g}s")
         pg0, web0, gen0 = postgres_cpu_seconds(database), server.cpu_seconds(), time.process_time()
         h_lat, h_got, h_elapsed, bad, per_process = phase_http(
             [t for _, t in people], port=port, seconds=args.seconds, web_pids=list(server.rss_mb()))

@@ -57,6 +57,42 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
+def _tcp_sockets(pids: Sequence[int], port: int) -> list[tuple[int, int, str]]:
+    """(owning pid, remote port, state) of each TCP socket of the processes `pids` on loopback `port`
+    (Linux /proc: the processes' socket inodes against /proc/net/tcp; state "0A" is LISTEN)."""
+    inodes = {}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes[int(target[8:-1])] = pid
+    found = []
+    with open("/proc/net/tcp") as table:
+        for line in list(table)[1:]:
+            fields = line.split()
+            local, remote, inode = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16), int(fields[9])
+            if local == port and inode in inodes:
+                found.append((inodes[inode], remote, fields[3]))
+    return found
+
+
+def serving_pids(pids: Sequence[int], port: int) -> dict[int, int]:
+    """Which of the processes `pids` serves each TCP connection to loopback `port`, by the client's port."""
+    return {remote: pid for pid, remote, state in _tcp_sockets(pids, port) if state != "0A"}
+
+
+def listening_pids(pids: Sequence[int], port: int) -> set[int]:
+    """Those of the processes `pids` that listen on loopback `port`."""
+    return {pid for pid, _, state in _tcp_sockets(pids, port) if state == "0A"}
+
+
 def wait_until(
     predicate: Callable[[], bool], *, timeout: float, what: str, every: float = 0.05,
     error: type[BaseException] = AssertionError,
@@ -179,6 +215,18 @@ def uvicorn_argv(
     if fast:
         argv += ["--http", "httptools", "--loop", "uvloop"]
     return argv
+
+
+def runweb_argv(
+    *, port: int, workers: int = 1, interface: str = "asgi", log_level: str = "warning", backlog: int | None = None,
+) -> list[str]:
+    """`manage.py runweb`: uvicorn processes with a listening socket each, so that the kernel, not whichever
+    process wakes first, spreads the connections over them."""
+    argv = [
+        sys.executable, "manage.py", "runweb", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--interface", interface, "--log-level", log_level, "--no-access-log",
+    ]
+    return argv + (["--backlog", str(backlog)] if backlog else [])
 
 
 def rundramatiq_argv(*, processes: int, threads: int, shutdown_timeout_ms: int = 3000, quiet: bool = False) -> list[str]:
