@@ -37,22 +37,37 @@ from django.db.models import Field, Model, signals
 from django.db.models.base import ModelState
 
 
-def columns(model: type[Model], alias: str) -> str:
-    """The model's concrete columns under a table alias, in the order `instances` reads them."""
-    return ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
+#: a model, or a model and the names of the only fields to read of it (the others are left deferred: read
+#: from the database if ever used, as with QuerySet.only)
+Shape = type[Model] | tuple[type[Model], tuple[str, ...]]
+
+
+def _shape(shape: Shape) -> tuple[type[Model], tuple[str, ...] | None]:
+    return shape if isinstance(shape, tuple) else (shape, None)
 
 
 @functools.cache
-def _loader(model: type[Model]) -> tuple[list[str], list[tuple[int, Any]], bool]:
+def _read_fields(model: type[Model], names: tuple[str, ...] | None) -> list[Field]:
+    return list(model._meta.concrete_fields) if names is None else [model._meta.get_field(name) for name in names]
+
+
+def columns(shape: Shape, alias: str) -> str:
+    """The model's concrete columns (or only the named fields') under a table alias, in the order `instances` reads them."""
+    return ", ".join(f'{alias}."{f.column}"' for f in _read_fields(*_shape(shape)))
+
+
+@functools.cache
+def _loader(model: type[Model], names: tuple[str, ...] | None = None) -> tuple[list[str], list[tuple[int, Any]], bool]:
     """Attribute names in column order, the fields whose database values need converting, and whether
     the model builds its instances as Model does (no from_db or __init__ of its own)."""
-    fields = model._meta.concrete_fields
+    fields = _read_fields(model, names)
     plain = model.from_db.__func__ is Model.from_db.__func__ and model.__init__ is Model.__init__  # type: ignore[attr-defined]
     return [f.attname for f in fields], [(i, f) for i, f in enumerate(fields) if hasattr(f, "from_db_value")], plain
 
 
-def _instance(model: type[Model], values: Sequence[Any]) -> Any:
-    """A model instance from its columns in concrete-field order (None when a LEFT JOIN found none).
+def _instance(model: type[Model], values: Sequence[Any], names: tuple[str, ...] | None = None) -> Any:
+    """A model instance from its columns in concrete-field order, or in the order of the fields `names` with
+    the others deferred (None when a LEFT JOIN found none).
 
     What Model.from_db makes, with the values put in the instance's __dict__ at once: __init__ set
     them one by one through setattr and sent two signals, a third of building the five instances of a
@@ -60,33 +75,38 @@ def _instance(model: type[Model], values: Sequence[Any]) -> Any:
     from_db or __init__ of its own, still goes through from_db."""
     if values[0] is None:
         return None
-    names, converted, plain = _loader(model)
+    attnames, converted, plain = _loader(model, names)
     values = list(values)
     for i, field in converted:
         values[i] = field.from_db_value(values[i], None, connection)
     if not plain or signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model):
-        return model.from_db(connection.alias, names, values)
+        return model.from_db(connection.alias, attnames, values)
     instance = model.__new__(model)
     instance._state = ModelState()
     instance._state.adding, instance._state.db = False, connection.alias
-    instance.__dict__.update(zip(names, values))
+    instance.__dict__.update(zip(attnames, values))
     return instance
 
 
-def instances(row: Sequence[Any], models: Sequence[type[Model]]) -> list[Any]:
-    """One instance per model from consecutive runs of `columns(model, …)` in the row."""
+def instances(row: Sequence[Any], shapes: Sequence[Shape]) -> list[Any]:
+    """One instance per model from consecutive runs of `columns(shape, …)` in the row."""
     out, start = [], 0
-    for model in models:
-        width = len(model._meta.concrete_fields)
-        out.append(_instance(model, row[start:start + width]))
+    for shape in shapes:
+        model, names = _shape(shape)
+        width = len(_read_fields(model, names))
+        out.append(_instance(model, row[start:start + width], names))
         start += width
     return out
 
 
-def with_related(row: Sequence[Any], model: type[Model], fields: Sequence[Any], *more: type[Model]) -> list[Any]:
-    """The `model` instance from the row's first columns with the rows its foreign keys `fields` point at
-    attached, as select_related attaches them, then one instance per model of `more` that follows."""
-    instance, *rest = instances(row, [model, *(f.related_model for f in fields), *more])
+def with_related(row: Sequence[Any], shape: Shape, fields: Sequence[Any], *more: Shape,
+                 related: Sequence[tuple[str, ...] | None] = ()) -> list[Any]:
+    """The instance of `shape` from the row's first columns with the rows its foreign keys `fields` point at
+    attached, as select_related attaches them (each with only the fields `related` names, in order, if
+    given), then one instance per shape of `more` that follows."""
+    names = list(related) or [None] * len(fields)
+    targets = [(f.related_model, n) if n is not None else f.related_model for f, n in zip(fields, names, strict=True)]
+    instance, *rest = instances(row, [shape, *targets, *more])
     for field, other in zip(fields, rest):
         field.set_cached_value(instance, other)
     return [instance, *rest[len(fields):]]

@@ -47,13 +47,19 @@ class AtCapacity(Exception):
 
 
 def _skills_sql(count: int) -> str:
-    """True when every "skill:" tag of the ticket is among `count` skill tags passed as parameters."""
+    """True when every "skill:" tag of the ticket is among `count` skill tags passed as parameters.
+
+    On PostgreSQL one jsonpath test per row: it runs for every row a claim passes over (those locked by
+    other claims too), and a subquery over jsonb_array_elements_text set up a function scan for each."""
     if connection.vendor == "postgresql":
-        source, tag = "jsonb_array_elements_text(\"tickets_ticket\".\"tags\") AS t(tag)", "t.tag"
-    else:
-        source, tag = "json_each(\"tickets_ticket\".\"tags\") AS t", "t.value"
+        if not count:
+            return f"""NOT jsonb_path_exists("tickets_ticket"."tags", '$[*] ? (@ starts with "{SKILL_PREFIX}")')"""
+        held = f"jsonb_build_object('held', jsonb_build_array({', '.join(['%s::text'] * count)}))"
+        return (f"""NOT jsonb_path_exists("tickets_ticket"."tags", """
+                f"""'$[*] ? (@ starts with "{SKILL_PREFIX}" && !(@ == $held[*]))', {held})""")
+    tag = "t.value"
     missing = f" AND {tag} NOT IN ({', '.join(['%s'] * count)})" if count else ""
-    return f"NOT EXISTS (SELECT 1 FROM {source} WHERE {tag} LIKE 'skill:%%'{missing})"
+    return f"""NOT EXISTS (SELECT 1 FROM json_each("tickets_ticket"."tags") AS t WHERE {tag} LIKE '{SKILL_PREFIX}%%'{missing})"""
 
 
 def _skills_allowed(skills: list[str]) -> RawSQL:
@@ -149,7 +155,7 @@ def _claim_sql(*, scoped: bool, skills: int, capped: bool) -> str:
     load = f"(SELECT count(*) FROM {ticket} held WHERE held.assignee_id = %s AND held.status IN ({held}))"
     cap = f" AND {load} < %s" if capped else ""
     full = f"CASE WHEN claimed.id IS NULL THEN {load} >= %s END" if capped else "NULL"
-    columns = ", ".join(f'"{ticket}"."{f.column}"' for f in Ticket._meta.concrete_fields)
+    columns = rows.columns((Ticket, CLAIMED_FIELDS), f'"{ticket}"')
     claimable = ", ".join(f"'{s}'" for s in CLAIMABLE)
     return (
         f'WITH picked AS (SELECT "{ticket}"."id" FROM "{ticket}" WHERE "{ticket}"."assignee_id" IS NULL'
@@ -165,24 +171,43 @@ def _claim_sql(*, scoped: bool, skills: int, capped: bool) -> str:
     )
 
 
-#: what the claim returns with the ticket (the API shows them), each as (field, alias)
-_RELATED = (("customer", "cu"), ("origin_account", "oa"), ("group", "gr"), ("sla_policy", "po"))
+#: what a claim returns of the ticket: what the API shows of it (its queue order and SLA clocks included);
+#: any other field is read from the database if used
+CLAIMED_FIELDS = (
+    "id", "subject", "status", "priority", "origin_account", "customer", "assignee", "group", "tags", "created_at",
+    "updated_at", "customer_first_message_at", "last_customer_message_at", "first_response_at", "solved_at",
+    "closed_at", "reopen_count", "handoff_at", "sla_policy", "sla_reason", "first_response_due_at",
+    "next_response_due_at", "resolution_due_at", "sla_due_at",
+)
+#: the rows it returns with the ticket, each as (field, alias, the fields of it the API shows): the
+#: channel account's config and secrets, the policy's conditions and targets stay in the database
+_RELATED = (
+    ("customer", "cu", ("id", "display_name")),
+    ("origin_account", "oa", ("id", "kind", "slug")),
+    ("group", "gr", ("id", "name")),
+    ("sla_policy", "po", ("id", "name")),
+)
 
 
 def _related_columns() -> str:
-    return ", ".join(rows.columns(Ticket._meta.get_field(name).related_model, alias) for name, alias in _RELATED)
+    return ", ".join(
+        rows.columns((Ticket._meta.get_field(name).related_model, only), alias) for name, alias, only in _RELATED
+    )
 
 
 def _related_joins() -> str:
     joins = []
-    for name, alias in _RELATED:
+    for name, alias, _ in _RELATED:
         field = Ticket._meta.get_field(name)
         joins.append(f'LEFT JOIN "{field.related_model._meta.db_table}" {alias} ON {alias}.id = claimed."{field.column}"')
     return " ".join(joins)
 
 
 def _ticket_from_row(row: Sequence[Any]) -> Ticket:
-    return rows.with_related(row, Ticket, [Ticket._meta.get_field(name) for name, _ in _RELATED])[0]
+    return rows.with_related(
+        row, (Ticket, CLAIMED_FIELDS), [Ticket._meta.get_field(name) for name, _, _ in _RELATED],
+        related=[only for _, _, only in _RELATED],
+    )[0]
 
 
 def _claim_in_one_statement(*, user: Any, agent: Agent | None) -> Ticket | None:

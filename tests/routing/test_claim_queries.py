@@ -44,6 +44,11 @@ def test_a_claim_is_one_statement_on_postgresql(api_account, agent):
     with CaptureQueriesContext(connection) as queries:  # what the API shows comes with it
         shown = (ticket.customer.display_name, ticket.origin_account.slug, ticket.group.name, ticket.sla_policy.name)
     assert shown == (customer, api_account.slug, "Support", "Standard") and len(queries) == 0
+    # the rest (an account's config and secrets, a ticket's samples) stays in the database until used
+    with CaptureQueriesContext(connection) as queries:
+        rest = (ticket.origin_account.config, ticket.next_response_samples)
+    assert rest == (api_account.config, Ticket.objects.get(pk=first.pk).next_response_samples)
+    assert len(queries) == (2 if connection.vendor == "postgresql" else 0), [q["sql"][:80] for q in queries]
     event = TicketEvent.objects.get(ticket=first, action="claimed")
     assert (event.actor, event.actor_user_id, event.field, event.old, event.new) == ("agent", agent.pk, "assignee", None, agent.pk)
     assert event.note == "assignee none → sam (next ticket)"
