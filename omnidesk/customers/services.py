@@ -18,8 +18,10 @@ log = logging.getLogger(__name__)
 
 
 IdentityKey = tuple[str, str, str]
-#: the batch's identities (IdentityLookups), on PostgreSQL
-_BATCH_WHERE = 'm."kind" = ANY(%s) AND m."namespace" = ANY(%s) AND m."value" = ANY(%s)'
+#: the batch's identities (IdentityLookups), on PostgreSQL: the exact keys, each found through the
+#: unique index. One IN list per column made a prepared statement's plan a scan of every identity
+#: (PostgreSQL 15 reckons an index probe per combination of the three lists): 1 ms at 16,000.
+_BATCH_WHERE = '(m."kind", m."namespace", m."value") IN (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))'
 
 
 def identity_key(ref: IdentityRef) -> IdentityKey:
@@ -42,13 +44,14 @@ class IdentityLookups:
         #: customers this batch created: nothing of theirs can predate the batch
         self.customers_created: set[int] = set()
         if keys:
-            # One IN list per column (the unique index serves it; a batch has few kinds and
-            # namespaces), the exact keys picked here: an OR of one AND per key costs the ORM
-            # several times more CPU to build than the query costs PostgreSQL.
-            kinds, namespaces, values = ([*{key[i] for key in keys}] for i in range(3))
+            # An OR of one AND per key costs the ORM several times more CPU to build than the query
+            # costs PostgreSQL: there the keys go as three arrays, elsewhere one IN list per column
+            # (the exact keys picked here).
             if connection.vendor == "postgresql":
-                found = select_with(Identity, ("customer",), _BATCH_WHERE, [kinds, namespaces, values])
+                ordered = list(keys)
+                found = select_with(Identity, ("customer",), _BATCH_WHERE, [[key[i] for key in ordered] for i in range(3)])
             else:
+                kinds, namespaces, values = ([*{key[i] for key in keys}] for i in range(3))
                 found = Identity.objects.select_related("customer").filter(
                     kind__in=kinds, namespace__in=namespaces, value__in=values
                 )

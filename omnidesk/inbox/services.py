@@ -246,7 +246,7 @@ def _claim(event_ids: list[int], limit: int) -> list[InboundEvent]:
         base = InboundEvent.objects.select_for_update(skip_locked=True).filter(status=InboundEvent.Status.PENDING)
         events = list(base.filter(pk__in=event_ids).order_by("pk")[:limit]) if event_ids else []
         if len(events) < limit:
-            events += list(base.exclude(pk__in=[e.pk for e in events]).order_by("pk")[: limit - len(events)])
+            events += list(base.exclude(pk__in=[e.pk for e in events]).order_by("received_at", "pk")[: limit - len(events)])
         return events
     named, others = _claim_sql()
     with prepared_cursor() as cursor:
@@ -266,8 +266,14 @@ def _claim_sql() -> tuple[str, str]:
     table = connection.ops.quote_name(InboundEvent._meta.db_table)
     pending = f"e.{connection.ops.quote_name('status')} = '{InboundEvent.Status.PENDING.value}'"
     select = f"SELECT {columns(InboundEvent, 'e')} FROM {table} e WHERE {pending} AND"
-    tail = "ORDER BY e.id LIMIT %s FOR UPDATE SKIP LOCKED"
-    return f"{select} e.id = ANY(%s) {tail}", f"{select} NOT (e.id = ANY(%s)) {tail}"
+    lock = "FOR UPDATE SKIP LOCKED"
+    # The oldest by arrival, read from the (status, received_at) index: ordered by id, PostgreSQL
+    # walked the primary key past every event already processed (5 ms a claim at 12,000 events,
+    # half the database's CPU in bench/ingest.py), or sorted the whole backlog.
+    return (
+        f"{select} e.id = ANY(%s) ORDER BY e.id LIMIT %s {lock}",
+        f"{select} NOT (e.id = ANY(%s)) ORDER BY e.{connection.ops.quote_name('received_at')}, e.id LIMIT %s {lock}",
+    )
 
 
 def _accounts(ids: list[int]) -> list[ChannelAccount]:
