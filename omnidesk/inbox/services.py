@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -49,6 +51,7 @@ from omnidesk.tickets.ingest import (
 )
 from omnidesk.workspace import live
 
+from .grouping import GroupWriter
 from .models import InboundEvent
 
 log = logging.getLogger(__name__)
@@ -115,8 +118,60 @@ def inbound_event_store_if_current(*, account: ChannelAccount, raw: RawEvent) ->
     same slug, kind, secrets and last change. The new event's id; None when nothing was stored (the
     copy is stale, or the item is a redelivery): the caller then reads the account and goes the
     ordinary way.
+
+    On PostgreSQL, outside a transaction, the webhooks of this process that store at the same moment
+    are written together, one INSERT and one commit (`grouping.GroupWriter`); each call still returns
+    once its own row is committed.
     """
-    return _event_insert(account, raw, timezone.now(), guarded=True)
+    received_at = timezone.now()
+    if connection.vendor != "postgresql" or not connection.get_autocommit():
+        return _event_insert(account, raw, received_at, guarded=True)
+    return _store_group.submit((account, raw, received_at))
+
+
+_Storing = tuple[ChannelAccount, RawEvent, datetime]
+
+
+def _events_insert_if_current(items: Sequence[_Storing]) -> list[int | None]:
+    """`_event_insert(…, guarded=True)` of several webhooks in one statement: each one's id, or None."""
+    if len(items) == 1:
+        return [_event_insert(*items[0], guarded=True)]
+    params: list[object] = []
+    for account, raw, received_at in items:
+        params += _event_values(account, raw, received_at)
+        params.append(account.pk)
+        params += [f.get_db_prep_value(getattr(account, f.attname), connection) for f in _checked_fields()]
+    with prepared_cursor() as cursor:
+        cursor.execute(_group_store_sql(len(items)), params)
+        stored = {(account_id, key): pk for pk, account_id, key in cursor.fetchall()}
+    # pop: the same item twice in one group is stored once; the second goes the ordinary way (a redelivery)
+    return [stored.pop((account.pk, raw.dedupe_key), None) for account, raw, _ in items]
+
+
+#: webhooks stored at once (the WSGI server's request threads of one process)
+_store_group: GroupWriter[_Storing, int | None] = GroupWriter(_events_insert_if_current, limit=32)
+
+
+@functools.cache
+def _group_store_sql(rows: int) -> str:
+    """The guarded INSERT of `rows` webhooks: each row stored if its account's row is as its copy says."""
+    quote = connection.ops.quote_name
+    fields = [*_store_fields(), ChannelAccount._meta.pk, *_checked_fields()]
+    # typed, so the VALUES columns are the table's; varchar as text, so a value too long still fails
+    types = [re.sub(r"^varchar\(\d+\)$", "text", f.cast_db_type(connection)) for f in fields]
+    row = f"({', '.join(f'%s::{t}' for t in types)})"
+    names = [f"c{i}" for i in range(len(fields))]
+    stored, account, checked = names[: len(_STORE_FIELDS)], names[len(_STORE_FIELDS)], names[len(_STORE_FIELDS) + 1:]
+    table = quote(InboundEvent._meta.db_table)
+    columns = ", ".join(quote(f.column) for f in _store_fields())
+    return (
+        f"INSERT INTO {table} ({columns}) SELECT {', '.join(f'v.{n}' for n in stored)} "
+        f"FROM (VALUES {', '.join([row] * rows)}) AS v({', '.join(names)}), "
+        f"{quote(ChannelAccount._meta.db_table)} a WHERE a.{quote('id')} = v.{account} AND a.{quote('enabled')} AND "
+        + " AND ".join(f"a.{quote(f.column)} = v.{n}" for f, n in zip(_checked_fields(), checked, strict=True))
+        + f" ON CONFLICT ({quote('account_id')}, {quote('dedupe_key')}) DO NOTHING "
+        f"RETURNING {quote('id')}, {quote('account_id')}, {quote('dedupe_key')}"
+    )
 
 
 #: what the webhook's copy of an account must still match for its verification to stand
