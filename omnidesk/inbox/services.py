@@ -136,11 +136,7 @@ def _events_insert_if_current(items: Sequence[_Storing]) -> list[int | None]:
     """`_event_insert(…, guarded=True)` of several webhooks in one statement: each one's id, or None."""
     if len(items) == 1:
         return [_event_insert(*items[0], guarded=True)]
-    params: list[object] = []
-    for account, raw, received_at in items:
-        params += _event_values(account, raw, received_at)
-        params.append(account.pk)
-        params += [f.get_db_prep_value(getattr(account, f.attname), connection) for f in _checked_fields()]
+    params = [value for item in items for value in _guarded_values(*item)]
     with prepared_cursor() as cursor:
         cursor.execute(_group_store_sql(len(items)), params)
         stored = {(account_id, key): pk for pk, account_id, key in cursor.fetchall()}
@@ -162,15 +158,11 @@ def _group_store_sql(rows: int) -> str:
     row = f"({', '.join(f'%s::{t}' for t in types)})"
     names = [f"c{i}" for i in range(len(fields))]
     stored, account, checked = names[: len(_STORE_FIELDS)], names[len(_STORE_FIELDS)], names[len(_STORE_FIELDS) + 1:]
-    table = quote(InboundEvent._meta.db_table)
-    columns = ", ".join(quote(f.column) for f in _store_fields())
-    return (
-        f"INSERT INTO {table} ({columns}) SELECT {', '.join(f'v.{n}' for n in stored)} "
-        f"FROM (VALUES {', '.join([row] * rows)}) AS v({', '.join(names)}), "
+    return _insert_sql(
+        f"SELECT {', '.join(f'v.{n}' for n in stored)} FROM (VALUES {', '.join([row] * rows)}) AS v({', '.join(names)}), "
         f"{quote(ChannelAccount._meta.db_table)} a WHERE a.{quote('id')} = v.{account} AND a.{quote('enabled')} AND "
-        + " AND ".join(f"a.{quote(f.column)} = v.{n}" for f, n in zip(_checked_fields(), checked, strict=True))
-        + f" ON CONFLICT ({quote('account_id')}, {quote('dedupe_key')}) DO NOTHING "
-        f"RETURNING {quote('id')}, {quote('account_id')}, {quote('dedupe_key')}"
+        + " AND ".join(f"a.{quote(f.column)} = v.{n}" for f, n in zip(_checked_fields(), checked, strict=True)),
+        returning=("id", "account_id", "dedupe_key"),
     )
 
 
@@ -181,10 +173,7 @@ _CURRENT_ACCOUNT_FIELDS = ("slug", "kind", "secrets_encrypted", "updated_at")
 def _event_insert(account: ChannelAccount, raw: RawEvent, received_at: datetime, *, guarded: bool) -> int | None:
     """The new event's id, None when nothing was stored. No model instance is built: a webhook
     needs only the id, and building one cost about a tenth of the store's CPU."""
-    params = _event_values(account, raw, received_at)
-    if guarded:
-        params.append(account.pk)
-        params += [f.get_db_prep_value(getattr(account, f.attname), connection) for f in _checked_fields()]
+    params = _guarded_values(account, raw, received_at) if guarded else _event_values(account, raw, received_at)
     with prepared_cursor() as cursor:
         cursor.execute(_store_sql(connection.vendor, guarded=guarded), params)
         row = cursor.fetchone()
@@ -199,6 +188,12 @@ def _event_values(account: ChannelAccount, raw: RawEvent, received_at: datetime)
     values = (account.pk, raw.dedupe_key, raw.body, dict(raw.headers.items()), received_at,
               InboundEvent.Status.PENDING.value, "", 0, {})
     return [f.get_db_prep_save(value, connection) for f, value in zip(_store_fields(), values, strict=True)]
+
+
+def _guarded_values(account: ChannelAccount, raw: RawEvent, received_at: datetime) -> list[object]:
+    """_event_values, then the account's id and what its row must still hold (a guarded INSERT's row)."""
+    checked = [f.get_db_prep_value(getattr(account, f.attname), connection) for f in _checked_fields()]
+    return [*_event_values(account, raw, received_at), account.pk, *checked]
 
 
 @functools.cache
@@ -225,13 +220,14 @@ def _store_sql(vendor: str, *, guarded: bool) -> str:
     return _insert_sql(values)
 
 
-def _insert_sql(values: str) -> str:
+def _insert_sql(values: str, returning: tuple[str, ...] = ("id",)) -> str:
     """INSERT of _STORE_FIELDS from `values` (VALUES rows or a SELECT); a redelivery inserts nothing."""
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(InboundEvent._meta.get_field(name).column) for name in _STORE_FIELDS)
+    columns = ", ".join(quote(f.column) for f in _store_fields())
     return (
         f"INSERT INTO {quote(InboundEvent._meta.db_table)} ({columns}) {values} "
-        f"ON CONFLICT ({quote('account_id')}, {quote('dedupe_key')}) DO NOTHING RETURNING {quote('id')}"
+        f"ON CONFLICT ({quote('account_id')}, {quote('dedupe_key')}) DO NOTHING "
+        f"RETURNING {', '.join(quote(column) for column in returning)}"
     )
 
 
