@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from omnidesk.broker import nudge_batched
 from omnidesk.customers.identities import InvalidIdentity
+from omnidesk.grouping import GroupWriter
 from omnidesk.incidents.signals import status_signal_apply
 from omnidesk.plugins.contract import (
     DeliveryUpdate,
@@ -51,7 +52,6 @@ from omnidesk.tickets.ingest import (
 )
 from omnidesk.workspace import live
 
-from .grouping import GroupWriter
 from .models import InboundEvent
 
 log = logging.getLogger(__name__)

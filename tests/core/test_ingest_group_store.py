@@ -1,5 +1,5 @@
 """Webhooks that store at the same moment share one INSERT and one commit, and each still answers
-only once its own event is committed (omnidesk/inbox/grouping.py)."""
+only once its own event is committed (omnidesk/grouping.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from django.db import connection, connections
 
-from omnidesk.inbox.grouping import GroupWriter
+from omnidesk.grouping import GroupWriter
 from omnidesk.inbox.models import InboundEvent
 from omnidesk.inbox.services import (
     _events_insert_if_current,

@@ -1,12 +1,13 @@
-"""Writes of concurrent request threads merged into one statement and one commit (group commit).
+"""Writes of concurrent threads merged into one statement and one commit (group commit).
 
 Each webhook committed its raw event alone: an INSERT and a WAL flush per request, about 0.4 ms of
-PostgreSQL CPU per event under bench/ingest.py, a third more than the same rows written in tens. Here
-the request threads of a process that store at the same moment take turns as the writer: the first
-to come writes its row and those that arrive while it writes wait for it, and the next of them writes
-all of theirs together, in its own statement (autocommit: committed when it returns). Each caller still
-returns only once its row is committed (or the write failed, which it raises), so a webhook answers
-2xx after its event is durable, as before. A lone request writes at once and waits for no one.
+PostgreSQL CPU per event under bench/ingest.py, a third more than the same rows written in tens; each
+"next ticket" was a statement and a commit of its own too (routing.queue). Here the threads of a
+process that write at the same moment take turns as the writer: the first to come writes its item
+and those that arrive while it writes wait for it, and the next of them writes all of theirs
+together, in its own statement (autocommit: committed when it returns). Each caller still returns
+only once its item is committed (or the write failed, which it raises), so a webhook answers 2xx
+after its event is durable, as before. A lone caller writes at once and waits for no one.
 """
 
 from __future__ import annotations
