@@ -15,8 +15,8 @@ group).
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
@@ -25,6 +25,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from omnidesk import rows
+from omnidesk.grouping import GroupWriter
 from omnidesk.tickets.audit import ticket_event_record
 from omnidesk.tickets.models import Ticket, TicketEvent
 from omnidesk.tickets.selectors import ticket_list_for_user
@@ -89,12 +90,12 @@ def queue_claim_next(*, user: Any) -> Ticket | None:
     Raises AtCapacity when they already hold `capacity` open tickets.
     """
     agent = getattr(user, "agent", None)
-    claim = _claim_in_one_statement if connection.vendor == "postgresql" else _claim_locked
-    ticket = claim(user=user, agent=agent)
-    if ticket is None:
-        return None
-    team = {ticket.pk: ticket.group_id}
-    transaction.on_commit(lambda: live.tickets_changed({ticket.pk: "claimed"}, teams=team))
+    if connection.vendor == "postgresql":
+        return _claim_grouped(user=user, agent=agent)
+    ticket = _claim_locked(user=user, agent=agent)
+    if ticket is not None:
+        team = {ticket.pk: ticket.group_id}
+        transaction.on_commit(lambda: live.tickets_changed({ticket.pk: "claimed"}, teams=team))
     return ticket
 
 
@@ -135,39 +136,48 @@ def _claim_locked(*, user: Any, agent: Agent | None) -> Ticket | None:
 
 
 @functools.cache
-def _claim_sql(*, scoped: bool, skills: int, capped: bool) -> str:
-    """One statement (PostgreSQL): pick and lock the first claimable row in queue order (the
-    routing_ticket_claimable index), assign it unless the agent is at capacity, record the event.
-    Parameters in order: [user, skills…] user, now, [user, capacity] now, user, new, note, [user, capacity].
-    It writes the same event row as ticket_event_record (whose other effect, counting transfers, a
-    claim never has). It always returns one row: the ticket's columns are NULL when nothing was
-    claimed, and the last column then tells whether the agent is at capacity (counted only in that case)."""
+def _claim_sql(*, scoped: bool, skills: int) -> str:
+    """One statement (PostgreSQL) claiming for a round of agents of the same scope kind: pick and lock
+    as many claimable rows in queue order as there are agents below their capacity (the
+    routing_ticket_claimable index), assign them, the first row to the agent who asked first, and
+    record the events. Agents are the arrays' elements, in order (ids, capacities or NULL for none,
+    event notes); the scope is the first agent's groups (`scoped`) and the `skills` skill tags passed
+    after the arrays, which every agent of the round shares. An agent whose groups differ from the
+    first one's claims nothing here (`other`: the caller claims for it in a later round).
+    Parameters: ids, capacities, notes, [skills…], now, now. One row per agent, in order: at capacity,
+    other groups, then the claimed ticket's columns and its related rows' (NULL when nothing was claimed).
+    It writes the same event rows as ticket_event_record (whose other effect, counting transfers, a
+    claim never has)."""
     ticket, event = Ticket._meta.db_table, TicketEvent._meta.db_table
-    scope = ""
-    if scoped:
-        groups = Agent.groups.through._meta.db_table
-        scope = (
-            f" AND group_id IN (SELECT g.group_id FROM {groups} g JOIN {Agent._meta.db_table} a ON a.id = g.agent_id"
-            " WHERE a.user_id = %s)"
-            f" AND {_skills_sql(skills)}"
-        )
     held = ", ".join(f"'{s}'" for s in LOAD_STATUSES)
-    load = f"(SELECT count(*) FROM {ticket} held WHERE held.assignee_id = %s AND held.status IN ({held}))"
-    cap = f" AND {load} < %s" if capped else ""
-    full = f"CASE WHEN claimed.id IS NULL THEN {load} >= %s END" if capped else "NULL"
-    columns = rows.columns((Ticket, CLAIMED_FIELDS), f'"{ticket}"')
     claimable = ", ".join(f"'{s}'" for s in CLAIMABLE)
+    groups, scope, other = "NULL::bigint[]", "", "false"
+    if scoped:
+        through = Agent.groups.through._meta.db_table
+        groups = (f"(SELECT array_agg(g.group_id ORDER BY g.group_id) FROM {through} g"
+                  f" JOIN {Agent._meta.db_table} a ON a.id = g.agent_id WHERE a.user_id = w.u)::bigint[]")
+        scope = f' AND "{ticket}"."group_id" = ANY((SELECT gs FROM who WHERE n = 1)::bigint[]) AND {_skills_sql(skills)}'
+        other = "who.gs IS DISTINCT FROM (SELECT gs FROM who WHERE n = 1)"
+    columns = rows.columns((Ticket, CLAIMED_FIELDS), f'"{ticket}"')
     return (
-        f'WITH picked AS (SELECT "{ticket}"."id" FROM "{ticket}" WHERE "{ticket}"."assignee_id" IS NULL'
-        f' AND "{ticket}"."status" IN ({claimable}){scope}'
+        f"WITH who AS (SELECT w.n, w.u, w.note, {groups} AS gs,"
+        f" w.cap IS NOT NULL AND (SELECT count(*) FROM (SELECT FROM {ticket} held WHERE held.assignee_id = w.u"
+        f" AND held.status IN ({held}) LIMIT w.cap) AS upto) >= w.cap AS at_cap"
+        " FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) WITH ORDINALITY AS w(u, cap, note, n)),"
+        f" checked AS (SELECT who.*, {other} AS other FROM who),"
+        " eligible AS (SELECT n, u, note, row_number() OVER (ORDER BY n) AS k FROM checked WHERE NOT at_cap AND NOT other),"
+        f' picked AS (SELECT id, row_number() OVER (ORDER BY due ASC NULLS LAST, rank, created_at, id) AS k FROM'
+        f' (SELECT "{ticket}"."id", "{ticket}"."sla_due_at" AS due, {PRIORITY_RANK_SQL} AS rank, "{ticket}"."created_at"'
+        f' FROM "{ticket}" WHERE "{ticket}"."assignee_id" IS NULL AND "{ticket}"."status" IN ({claimable}){scope}'
         f' ORDER BY "{ticket}"."sla_due_at" ASC NULLS LAST, {PRIORITY_RANK_SQL}, "{ticket}"."created_at", "{ticket}"."id"'
-        " LIMIT 1 FOR UPDATE SKIP LOCKED),"
-        f' claimed AS (UPDATE "{ticket}" SET "assignee_id" = %s, "updated_at" = %s FROM picked'
-        f' WHERE "{ticket}"."id" = picked.id{cap} RETURNING {columns}),'
+        ' LIMIT (SELECT count(*) FROM eligible) FOR UPDATE SKIP LOCKED) AS first),'
+        f' claimed AS (UPDATE "{ticket}" SET "assignee_id" = eligible.u, "updated_at" = %s FROM picked JOIN eligible USING (k)'
+        f' WHERE "{ticket}"."id" = picked.id RETURNING eligible.n AS claimed_for, eligible.note, {columns}),'
         f' logged AS (INSERT INTO "{event}" (ticket_id, at, actor, actor_user_id, action, field, old, new, message_id, note)'
-        f" SELECT id, %s, '{TicketEvent.Actor.AGENT}', %s, 'claimed', 'assignee', NULL, %s::jsonb, NULL, %s FROM claimed)"
-        f" SELECT claimed.*, {_related_columns()}, {full} FROM (VALUES (1)) AS one(x)"
-        f" LEFT JOIN claimed ON true {_related_joins()}"
+        f" SELECT id, %s, '{TicketEvent.Actor.AGENT}', assignee_id, 'claimed', 'assignee', NULL, to_jsonb(assignee_id),"
+        " NULL, note FROM claimed)"
+        f" SELECT checked.at_cap, checked.other, {rows.columns((Ticket, CLAIMED_FIELDS), 'claimed')}, {_related_columns()}"
+        f" FROM checked LEFT JOIN claimed ON claimed.claimed_for = checked.n {_related_joins()} ORDER BY checked.n"
     )
 
 
@@ -210,24 +220,78 @@ def _ticket_from_row(row: Sequence[Any]) -> Ticket:
     )[0]
 
 
-def _claim_in_one_statement(*, user: Any, agent: Agent | None) -> Ticket | None:
-    """The claim as one autocommitted statement: one round trip, no transaction to open or close,
-    also when there is nothing to claim or the agent is at capacity."""
+def _claim_key(user: Any, agent: Agent | None) -> tuple[bool, tuple[str, ...]]:
+    """What a round of claims shares: whether it is scoped to the agents' groups, and the skills."""
     scoped = not user_is_manager(user)
-    skills = [SKILL_PREFIX + s for s in (agent.skills or [])] if scoped and agent is not None else []
-    sql = _claim_sql(scoped=scoped, skills=len(skills), capped=agent is not None)
-    now = timezone.now()
-    params: list[Any] = [user.pk, *skills] if scoped else []
-    params += [user.pk, now, *([user.pk, agent.capacity] if agent is not None else [])]
-    params += [now, user.pk, json.dumps(user.pk), _claim_note(user)[:500]]
-    params += [user.pk, agent.capacity] if agent is not None else []
+    return scoped, tuple(sorted(SKILL_PREFIX + s for s in (agent.skills or []))) if scoped and agent is not None else ()
+
+
+#: a claim's outcome for one agent: the ticket, None for nothing to take, or AtCapacity
+_Claimed = Ticket | None | AtCapacity
+
+
+def _claims_in_rounds(claims: Sequence[tuple[Any, Agent | None]]) -> list[_Claimed]:
+    """Claim for every (user, agent) at once: a statement per round of those who share a scope kind
+    (`_claim_key`) and groups, each agent at most once a round, in the order they asked. Usually one
+    round; the first agent of each round always gets its answer, so it ends."""
+    outcome: dict[int, _Claimed] = {}
+    waiting = list(range(len(claims)))
+    now = timezone.now()  # the time of all of them: they are made together
+    changed: dict[int, str] = {}
+    teams: dict[int, int | None] = {}
+    while waiting:
+        key, seen, this, later = _claim_key(*claims[waiting[0]]), set(), [], []  # type: ignore[var-annotated]
+        for i in waiting:
+            user, agent = claims[i]
+            if user.pk in seen or _claim_key(user, agent) != key:
+                later.append(i)
+                continue
+            this.append(i)
+            seen.add(user.pk)
+        for i, (full, other, row) in zip(this, _claim_round([claims[i] for i in this], key, now)):
+            if other:
+                later.append(i)
+            elif row[0] is not None:
+                ticket = outcome[i] = _ticket_from_row(row)
+                ticket.assignee = claims[i][0]
+                changed[ticket.pk], teams[ticket.pk] = "claimed", ticket.group_id
+            else:
+                agent = claims[i][1]
+                outcome[i] = _at_capacity(agent) if full and agent is not None else None
+        waiting = sorted(later)
+    if changed:
+        transaction.on_commit(lambda: live.tickets_changed(changed, teams=teams))
+    return [outcome[i] for i in range(len(claims))]
+
+
+def _claim_round(
+    claims: Sequence[tuple[Any, Agent | None]], key: tuple[bool, tuple[str, ...]], now: datetime,
+) -> list[tuple[bool, bool, list[Any]]]:
+    """One statement (`_claim_sql`): per claim, (at capacity, other groups than the first's, the row)."""
+    scoped, skills = key
+    params: list[Any] = [
+        [user.pk for user, _ in claims],
+        [agent.capacity if agent is not None else None for _, agent in claims],
+        [_claim_note(user)[:500] for user, _ in claims],
+        *skills, now, now,
+    ]
     with rows.prepared_cursor() as cursor:
-        cursor.execute(sql, params)
-        *row, full = cursor.fetchone()
-    if row[0] is None:
-        if agent is not None and full:
-            raise _at_capacity(agent)
-        return None
-    ticket = _ticket_from_row(row)
-    ticket.assignee = user
-    return ticket
+        cursor.execute(_claim_sql(scoped=scoped, skills=len(skills)), params)
+        return [(full, other, row) for full, other, *row in cursor.fetchall()]
+
+
+#: the claims of a process's threads that ask at the same moment, made together (grouping.GroupWriter)
+_claims_together: GroupWriter[tuple[Any, Agent | None], _Claimed] = GroupWriter(
+    lambda claims: _claims_in_rounds(claims), limit=50
+)
+
+
+def _claim_grouped(*, user: Any, agent: Agent | None) -> Ticket | None:
+    """PostgreSQL: the claim made with those of the other threads claiming now, one statement and one
+    commit for all of them, when autocommitting; inside a transaction, alone (the others' claims must
+    not commit or roll back with it)."""
+    claim = (user, agent)
+    got = (_claims_together.submit(claim) if connection.get_autocommit() else _claims_in_rounds([claim])[0])
+    if isinstance(got, AtCapacity):
+        raise got
+    return got

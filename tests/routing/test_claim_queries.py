@@ -155,7 +155,7 @@ def _claim_runs_prepared() -> tuple[int, int]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*), coalesce(sum(generic_plans + custom_plans), 0) FROM pg_prepared_statements"
-            " WHERE statement LIKE 'WITH picked%%'"
+            " WHERE statement LIKE 'WITH who AS%%'"
         )
         return tuple(cursor.fetchone())
 
