@@ -4,8 +4,9 @@
 Phase A calls the service `queue_claim_next` from N threads (each its own connection); phase B
 drives `POST /api/v1/queue/next/` with N closed-loop keep-alive clients (token auth; they reconnect
 when answered `Connection: close`, as HTTP clients do) against `manage.py runweb` (uvicorn) serving config.asgi. Both report claims/s and p50/p99 latency, phase B also per web process
-(how many connections each serves); afterwards every claim is checked: a ticket claimed twice (by
-events or by what clients received) is a double claim.
+(how many connections each serves). After each phase its claims are checked (a ticket claimed twice,
+by events or by what clients received, is a double claim) and handed back, so both phases start from
+the same queue with agents holding nothing.
 
     python bench/claim.py [--tickets 100000] [--agents 50] [--seconds 15] [--reuse] [--json]
 
@@ -76,11 +77,9 @@ def reuse(tickets: int, agents: int) -> list[tuple[int, str]] | None:
     """The agents of an earlier run with `tickets` and `agents`, its claims undone; None when it had another size.
 
     Building 100,000 tickets takes minutes on a busy machine; undoing a run's few thousand claims
-    takes a second. VACUUM drops the claimed rows' dead index entries, as a fresh build has none."""
-    from django.db import connection
-
+    takes a second."""
     from omnidesk.routing.models import Agent
-    from omnidesk.tickets.models import Ticket, TicketEvent
+    from omnidesk.tickets.models import Ticket
 
     people = list(
         Agent.objects.filter(user__username__startswith="bench-agent-", user__auth_token__isnull=False)
@@ -88,11 +87,34 @@ def reuse(tickets: int, agents: int) -> list[tuple[int, str]] | None:
     )
     if len(people) != agents or Ticket.objects.count() != tickets:
         return None
+    hand_back()
+    return people
+
+
+def hand_back() -> None:
+    """Every claim undone: each phase starts from the same queue, its agents holding nothing (the
+    capacity check counts what an agent holds; after phase A each held hundreds). VACUUM drops the
+    claimed rows' dead index entries, as a fresh build has none."""
+    from django.db import connection
+
+    from omnidesk.tickets.models import Ticket, TicketEvent
+
     Ticket.objects.filter(assignee__isnull=False).update(assignee=None)
     TicketEvent.objects.filter(action="claimed").delete()
     with connection.cursor() as cur:
         cur.execute(f'VACUUM ANALYZE "{Ticket._meta.db_table}", "{TicketEvent._meta.db_table}"')
-    return people
+
+
+def check(received: list[int]) -> tuple[int, int]:
+    """(double claims, lost claims) of a phase: a ticket with two claim events or received twice, and a
+    ticket a client received that is not assigned in the database."""
+    from omnidesk.tickets.models import Ticket, TicketEvent
+
+    events = Counter(TicketEvent.objects.filter(action="claimed").values_list("ticket_id", flat=True))
+    got = Counter(received)
+    double = sum(1 for c in events.values() if c > 1) + sum(1 for c in got.values() if c > 1)
+    assigned = set(Ticket.objects.filter(assignee__isnull=False).values_list("pk", flat=True))
+    return double, len(got.keys() - assigned)
 
 
 def phase_service(users: list[int], *, seconds: float, database: str) -> tuple[list[float], list[int], float, float]:
@@ -257,6 +279,8 @@ def main() -> None:
     cpu0 = time.process_time()
     s_lat, s_got, s_elapsed, s_pg = phase_service([u for u, _ in people], seconds=args.seconds, database=database)
     s_cpu = {"python": time.process_time() - cpu0, "postgres": s_pg}
+    s_double, s_lost = check(s_got)
+    hand_back()
 
     port = free_port()
     pool = str(args.pool if args.interface == "asgi" else 0)
@@ -276,13 +300,8 @@ def main() -> None:
     finally:
         server.stop()
 
-    from omnidesk.tickets.models import Ticket, TicketEvent
-
-    events = Counter(TicketEvent.objects.filter(action="claimed").values_list("ticket_id", flat=True))
-    received = Counter(s_got + h_got)
-    double = sum(1 for c in events.values() if c > 1) + sum(1 for c in received.values() if c > 1)
-    assigned = Ticket.objects.filter(assignee__isnull=False).count()
-    lost = len(received) - assigned  # claimed by a client but not assigned in the database
+    h_double, h_lost = check(h_got)
+    double, lost = s_double + h_double, s_lost + h_lost
     load_after = os.getloadavg()
     figures = {
         "claims_per_s": round(len(h_got) / h_elapsed, 1),
