@@ -162,7 +162,7 @@ def _claim_sql(*, scoped: bool, skills: int) -> str:
     return (
         f"WITH who AS (SELECT w.n, w.u, w.note, {groups} AS gs,"
         f" w.cap IS NOT NULL AND (SELECT count(*) FROM (SELECT FROM {ticket} held WHERE held.assignee_id = w.u"
-        f" AND held.status IN ({held}) LIMIT w.cap) AS upto) >= w.cap AS at_cap"
+        f" AND held.status IN ({held}) ORDER BY held.assignee_id, held.status LIMIT w.cap) AS upto) >= w.cap AS at_cap"
         " FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) WITH ORDINALITY AS w(u, cap, note, n)),"
         f" checked AS (SELECT who.*, {other} AS other FROM who),"
         " eligible AS (SELECT n, u, note, row_number() OVER (ORDER BY n) AS k FROM checked WHERE NOT at_cap AND NOT other),"

@@ -128,3 +128,25 @@ def test_teams_claiming_at_once_each_get_only_their_own(postgres, api_account):
     for ticket_id, at in TicketEvent.objects.filter(action="claimed").values_list("ticket_id", "at"):
         rounds.setdefault(at, set()).add(group_of[ticket_id])
     assert len(rounds) < 300 and any(len(groups) == 2 for groups in rounds.values())
+
+
+@pytest.mark.django_db
+def test_a_round_reads_a_few_rows_however_many_tickets_wait_or_are_held(postgres, api_account):
+    """Planned as a prepared statement is (generic): the pick walks the queue-order index from its head,
+    and an agent's capacity check counts held tickets up to the capacity, not all of them."""
+    from tests.core.test_ingest_plans import _analyze, _generic_plan, _rows_looked_at
+
+    support = Group.objects.get(name="Support")
+    waiting = _tickets(api_account, support, 3000, first_due_in=timedelta(hours=1))
+    ann, bob = _people([("ann", [support]), ("bob", [support])], capacity=5)
+    Ticket.objects.filter(pk__in=[t.pk for t in waiting[1000:1600]]).update(assignee=ann, status="open")
+    _analyze(Ticket, TicketEvent)
+    from omnidesk.routing.queue import _claim_note, _claim_sql
+
+    now = timezone.now()
+    plan = _generic_plan(_claim_sql(scoped=True, skills=0), [
+        [ann.pk, bob.pk], [5, 5], [_claim_note(ann), _claim_note(bob)], now, now])
+    # ann holds 600 and is at capacity after counting 5; bob gets the head of the queue
+    assert _rows_looked_at(plan, Ticket._meta.db_table) < 40
+    assert Ticket.objects.get(pk=waiting[0].pk).assignee_id == bob.pk
+    assert Ticket.objects.filter(assignee=ann).count() == 600
