@@ -33,4 +33,10 @@ application = ProtocolTypeRouter(
 # waited (bench/claim.py's p99; Instagram's gc.freeze()).
 import config.urls  # noqa: E402,F401
 
+# The channel plugins too: loaded on first use (their entry points, 230 ms, most of it the Twitter
+# plugin's regular expressions), they made the first webhooks of each process wait that long, each
+# request thread arriving meanwhile loading them again (bench/ingest.py, docs/benchmarks.md).
+from omnidesk.plugins.registry import registry  # noqa: E402
+
+registry()
 gc.freeze()

@@ -56,4 +56,10 @@ def application(environ, start_response):  # type: ignore[no-untyped-def]
 # collection (about one per 1,500 requests, each holding every request of the process meanwhile).
 import config.urls  # noqa: F401
 
+# The channel plugins too: loaded on first use (their entry points, 230 ms, most of it the Twitter
+# plugin's regular expressions), they made the first webhooks of each process wait that long, each
+# request thread arriving meanwhile loading them again (bench/ingest.py, docs/benchmarks.md).
+from omnidesk.plugins.registry import registry
+
+registry()
 gc.freeze()

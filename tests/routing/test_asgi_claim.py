@@ -86,15 +86,24 @@ def test_csrf_still_guards_a_session_post_over_asgi(api_account, agent):
     assert not Ticket.objects.filter(assignee=agent).exists()
 
 
-def test_the_web_process_freezes_what_it_loads_at_startup():
+@pytest.mark.parametrize("module", ["config.asgi", "config.wsgi"])
+def test_the_web_process_loads_and_freezes_views_and_plugins_at_startup(module):
     """The cyclic collector then skips Django, the apps and every view: a full collection of that heap
-    paused every request of the process for 70-120 ms (bench/claim.py)."""
+    paused every request of the process for 70-120 ms (bench/claim.py). The channel plugins are loaded
+    then too: on first use they made a fresh process's first webhooks wait 250-800 ms, every request
+    thread arriving meanwhile loading them again (bench/ingest.py)."""
     import subprocess
     import sys
 
     from omnidesk.devtools.procs import ROOT, child_env
 
-    code = "import gc, sys, config.asgi; print(gc.get_freeze_count(), 'omnidesk.api.routing' in sys.modules)"
+    code = (
+        f"import gc, sys, {module}; from importlib.metadata import entry_points;"
+        " from omnidesk.plugins.registry import GROUP, registry;"
+        " print(gc.get_freeze_count(), 'omnidesk.api.routing' in sys.modules, registry.cache_info().currsize,"
+        " all(ep.module in sys.modules for ep in entry_points(group=GROUP)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=child_env(), capture_output=True, text=True,
                          timeout=120, check=True).stdout.split()
-    assert int(out[0]) > 50_000 and out[1] == "True"  # the views came with the URLconf, before the freeze
+    # the views came with the URLconf and the plugins with the registry, both before the freeze
+    assert int(out[0]) > 50_000 and out[1:] == ["True", "1", "True"]
