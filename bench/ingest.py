@@ -9,9 +9,10 @@ generator waiting for it). Then every event answered 200 must have exactly one M
 
     python bench/ingest.py [--events 20000] [--broker redis://…|amqp://…] [--json]
 
-The web side is uvicorn serving config.wsgi (the fastest setup measured on a 2-core box;
---interface asgi for config.asgi), the workers `manage.py rundramatiq`; docs/benchmarks.md
-has the method, the figures and what limits them.
+The web side is `manage.py runweb` serving config.wsgi in uvicorn (the fastest setup measured on
+a 2-core box; --interface asgi for config.asgi, --server uvicorn for `uvicorn --workers`, whose
+processes share one socket and so the connections unevenly), the workers `manage.py rundramatiq`;
+docs/benchmarks.md has the method, the figures and what limits them.
 
 Runs on PostgreSQL from DATABASE_URL (default postgres://postgres@127.0.0.1:5432/omnidesk_bench,
 created and migrated when missing; its data is reset at the start of every run).
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -188,7 +190,11 @@ class Autoanalyze(threading.Thread):
 
     Without statistics the planner finds a message by (account, external id) through the
     account index and filters every message of the account: each apply gets slower as the
-    tables grow. A production server analyzes them on its own; so does this, every `every` s.
+    tables grow. A production server analyzes them on its own; so does this, looking every
+    `every` s, and as autovacuum does it analyzes only the tables changed enough since their last
+    ANALYZE (`Progress.analyze`). Analyzing all seven every 10 s whatever had changed cost
+    PostgreSQL 0.4-1.9 s of CPU each time at 20,000 events, twice per phase 2: the webhooks' slow
+    requests fell inside those ANALYZEs (docs/benchmarks.md).
     """
 
     def __init__(self, url: str, every: float) -> None:
@@ -216,7 +222,16 @@ class Progress:
         return self.conn.execute("SHOW autovacuum").fetchone()[0] == "off"
 
     def analyze(self) -> None:
-        self.conn.execute("ANALYZE " + ", ".join(HOT_TABLES))
+        """ANALYZE the hot tables autovacuum would analyze now: those with more rows inserted, updated
+        or deleted since their last ANALYZE than autovacuum_analyze_threshold + _scale_factor × rows."""
+        due = [name for (name,) in self.conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid"
+            " WHERE c.relname = ANY(%s) AND s.n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8"
+            " + current_setting('autovacuum_analyze_scale_factor')::float8 * greatest(c.reltuples, 0)",
+            [list(HOT_TABLES)],
+        )]
+        if due:
+            self.conn.execute("ANALYZE " + ", ".join(due))
 
     def counts(self) -> tuple[int, int, int]:
         stored, done, failed = self.conn.execute(
@@ -333,13 +348,15 @@ def main() -> None:
     ap.add_argument("--worker-conn-max-age", default=os.environ.get("DATABASE_CONN_MAX_AGE"),
                     help="DATABASE_CONN_MAX_AGE for the workers (settings default when unset)")
     ap.add_argument("--no-fast-http", action="store_true", help="uvicorn's defaults instead of httptools + uvloop")
+    ap.add_argument("--server", choices=("runweb", "uvicorn"), default="runweb",
+                    help="manage.py runweb (a listening socket per process) or uvicorn --workers (one shared socket)")
     ap.add_argument("--keep-database", action="store_true",
                     help="migrate and empty the existing database instead of recreating it")
     ap.add_argument("--skip-phase2", action="store_true")
     ap.add_argument("--stagger", action="store_true",
                     help="diagnostic: start the workers only after phase 1 is sent, to measure web and workers apart")
     ap.add_argument("--analyze-every", type=float, default=10.0,
-                    help="when the server has autovacuum off, ANALYZE the hot tables this often (0: never)")
+                    help="when the server has autovacuum off, ANALYZE the hot tables autovacuum would, looking this often (0: never)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", action="store_true", help="last line: the figures as one JSON object")
     args = ap.parse_args()
@@ -361,6 +378,12 @@ def main() -> None:
     phase1 = build_events(args.events, start=0, port=port, follow_ups=args.follow_ups, rng=rng)
     n2 = 0 if args.skip_phase2 else int(args.rate * args.latency_seconds)
     phase2 = build_events(n2, start=args.events, port=port, follow_ups=args.follow_ups, rng=rng)
+    # Everything this process holds so far (Django, the apps, the events) lives until the end: frozen, the
+    # cyclic collector no longer walks it while the clock runs (as in config/wsgi.py). A full collection
+    # of it took 123-174 ms in phase 2 at --events 2000: the event loop stalled, then sent the requests it
+    # owed at once, and their latency counts from their scheduled time.
+    gc.collect()
+    gc.freeze()
 
     common = {"DATABASE_URL": url, "DRAMATIQ_BROKER_URL": args.broker, "REDIS_URL": args.channel_layer,
               "LOG_LEVEL": "WARNING"}
@@ -379,7 +402,7 @@ def main() -> None:
         say(f"starting {args.web_workers} uvicorn process(es) on :{port} and "
             f"{args.worker_processes}×{args.worker_threads} dramatiq worker(s) on {args.broker.split('://')[0]}")
         web = start_server(port=port, workers=args.web_workers, env=web_env, fast=not args.no_fast_http,
-                           interface=args.interface)
+                           interface=args.interface, balanced=args.server == "runweb")
         if not args.stagger:
             worker = start_workers(processes=args.worker_processes, threads=args.worker_threads, env=worker_env)
         wait_until(lambda: port_open(port) or not web.alive, timeout=60, what="uvicorn to listen")
