@@ -271,6 +271,18 @@ class Progress:
             time.sleep(0.05)
 
 
+def below_web(proc, nice: int) -> None:  # type: ignore[no-untyped-def]
+    """Give `proc`'s processes less CPU than the web's when both want it, as a deployment gives its worker
+    service a lower CPU weight (docs/deploy.md). Each Proc is a session of its own, and so under Linux's
+    autogroup scheduling a group of its own that the scheduler weighs equally with every other: a
+    per-process nice changes nothing between the groups, the group's nice does (/proc/<pid>/autogroup)."""
+    try:
+        with open(f"/proc/{proc.popen.pid}/autogroup", "w") as f:
+            f.write(str(nice))
+    except OSError as exc:
+        say(f"cannot lower the {proc.name}'s CPU weight: {exc}")
+
+
 def loss_and_duplicates(accepted: list[str]) -> dict[str, int]:
     from django.db import connection
     from django.db.models import Count
@@ -357,6 +369,9 @@ def main() -> None:
                     help="diagnostic: start the workers only after phase 1 is sent, to measure web and workers apart")
     ap.add_argument("--analyze-every", type=float, default=10.0,
                     help="when the server has autovacuum off, ANALYZE the hot tables autovacuum would, looking this often (0: never)")
+    ap.add_argument("--worker-nice", type=int, default=10,
+                    help="the workers' CPU weight below the web processes' when both want the CPU: the nice of their "
+                         "autogroup (Linux), as a deployment's lower CPU weight for the worker service (10; 0: equal)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", action="store_true", help="last line: the figures as one JSON object")
     args = ap.parse_args()
@@ -405,6 +420,7 @@ def main() -> None:
                            interface=args.interface, balanced=args.server == "runweb")
         if not args.stagger:
             worker = start_workers(processes=args.worker_processes, threads=args.worker_threads, env=worker_env)
+            below_web(worker, args.worker_nice)
         wait_until(lambda: port_open(port) or not web.alive, timeout=60, what="uvicorn to listen")
         if not web.alive:
             raise SystemExit(f"uvicorn died:\n{web.output()}")
@@ -426,6 +442,7 @@ def main() -> None:
                                   * 1000 / max(len(sent1.accepted), 1), 3)
             say(f"webhooks alone: PostgreSQL {webhook_pg_ms} ms CPU per event")
             worker = start_workers(processes=args.worker_processes, threads=args.worker_threads, env=worker_env)
+            below_web(worker, args.worker_nice)
             first_done = progress.wait_applied(1, stall_s=60, label="worker start", count_every=0)
             worker_cpu0 = worker.cpu_seconds()  # leave out the start-up imports
             already = progress.counts()[1]
@@ -478,6 +495,7 @@ def main() -> None:
         "webhooks_alone_postgres_ms": webhook_pg_ms,
         "cpu_ms_per_event": cpu_ms,
         "load_average": round(os.getloadavg()[0], 2),
+        "worker_nice": args.worker_nice,
         "phase2_events": len(phase2),
         "phase2_rate": args.rate,
         "webhook_max_ms": round(max(sent2.latencies_ms, default=float("nan")), 2),
