@@ -6,10 +6,11 @@ LOCKED (PostgreSQL), so concurrent agents never get the same ticket and never wa
 other; on SQLite the IMMEDIATE transaction mode serializes writers, which is equally safe.
 The partial index `routing_ticket_claimable` (migration routing 0003) holds exactly the
 claimable rows in this order, so a claim reads one index entry, however many were claimed.
-On PostgreSQL a claim is ONE statement (pick and lock, capacity check, assign, audit event, the
-related rows the API shows), prepared once per connection, and so is a claim that finds nothing
-or an agent at capacity; its live update needs no further query (the claim returns the ticket's
-group).
+On PostgreSQL the claims a process's threads make at the same moment are made together: ONE
+statement (pick and lock, capacity checks, assign, audit events, the related rows the API shows),
+prepared once per connection, for all of them (agents of other groups than the first's in a
+following round), and so is a claim that finds nothing or an agent at capacity; the live update
+needs no further query (the claim returns the tickets' groups).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import BooleanField, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -226,14 +227,15 @@ def _claim_key(user: Any, agent: Agent | None) -> tuple[bool, tuple[str, ...]]:
     return scoped, tuple(sorted(SKILL_PREFIX + s for s in (agent.skills or []))) if scoped and agent is not None else ()
 
 
-#: a claim's outcome for one agent: the ticket, None for nothing to take, or AtCapacity
-_Claimed = Ticket | None | AtCapacity
+#: a claim's outcome for one agent: the ticket, None for nothing to take, AtCapacity, or the database's error
+_Claimed = Ticket | None | AtCapacity | DatabaseError
 
 
 def _claims_in_rounds(claims: Sequence[tuple[Any, Agent | None]]) -> list[_Claimed]:
     """Claim for every (user, agent) at once: a statement per round of those who share a scope kind
     (`_claim_key`) and groups, each agent at most once a round, in the order they asked. Usually one
-    round; the first agent of each round always gets its answer, so it ends."""
+    round; the first agent of each round always gets its answer, so it ends. A round that fails is
+    the error of its agents and of those still waiting, not of those an earlier round (committed) served."""
     outcome: dict[int, _Claimed] = {}
     waiting = list(range(len(claims)))
     now = timezone.now()  # the time of all of them: they are made together
@@ -248,7 +250,14 @@ def _claims_in_rounds(claims: Sequence[tuple[Any, Agent | None]]) -> list[_Claim
                 continue
             this.append(i)
             seen.add(user.pk)
-        for i, (full, other, row) in zip(this, _claim_round([claims[i] for i in this], key, now)):
+        try:
+            answers = _claim_round([claims[i] for i in this], key, now)
+        except DatabaseError as exc:
+            if not outcome or not connection.get_autocommit():
+                raise  # nothing committed yet, or all of it rolls back with the caller's transaction
+            outcome.update(dict.fromkeys(waiting, exc))
+            break
+        for i, (full, other, row) in zip(this, answers):
             if other:
                 later.append(i)
             elif row[0] is not None:
@@ -281,9 +290,7 @@ def _claim_round(
 
 
 #: the claims of a process's threads that ask at the same moment, made together (grouping.GroupWriter)
-_claims_together: GroupWriter[tuple[Any, Agent | None], _Claimed] = GroupWriter(
-    lambda claims: _claims_in_rounds(claims), limit=50
-)
+_claims_together: GroupWriter[tuple[Any, Agent | None], _Claimed] = GroupWriter(_claims_in_rounds, limit=50)
 
 
 def _claim_grouped(*, user: Any, agent: Agent | None) -> Ticket | None:
@@ -292,6 +299,6 @@ def _claim_grouped(*, user: Any, agent: Agent | None) -> Ticket | None:
     not commit or roll back with it)."""
     claim = (user, agent)
     got = (_claims_together.submit(claim) if connection.get_autocommit() else _claims_in_rounds([claim])[0])
-    if isinstance(got, AtCapacity):
+    if isinstance(got, (AtCapacity, DatabaseError)):
         raise got
     return got

@@ -150,3 +150,36 @@ def test_a_round_reads_a_few_rows_however_many_tickets_wait_or_are_held(postgres
     assert _rows_looked_at(plan, Ticket._meta.db_table) < 40
     assert Ticket.objects.get(pk=waiting[0].pk).assignee_id == bob.pk
     assert Ticket.objects.filter(assignee=ann).count() == 600
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_round_that_fails_is_the_error_of_its_own_agents_only(postgres, api_account):
+    """Rounds are committed one by one: an agent served by an earlier round gets the ticket it was
+    given, the agents of the failing round and after it get the database's error (injected at the
+    driver boundary on the second claim statement)."""
+    from django.db import OperationalError
+
+    support = Group.objects.get(name="Support")
+    billing = Group.objects.create(name="Billing")
+    (s1,) = _tickets(api_account, support, 1, first_due_in=timedelta(hours=1))
+    (b1,) = _tickets(api_account, billing, 1, first_due_in=timedelta(hours=1))
+    ann, bob = _people([("ann", [support]), ("bob", [billing])])
+    statements = []
+
+    def second_claim_fails(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        if sql.startswith("WITH who AS"):
+            statements.append(sql)
+            if len(statements) == 2:
+                raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(second_claim_fails):
+        got = _claims_in_rounds([(ann, ann.agent), (bob, bob.agent)])
+    assert got[0].pk == s1.pk and isinstance(got[1], OperationalError)
+    assert Ticket.objects.get(pk=s1.pk).assignee_id == ann.pk and Ticket.objects.get(pk=b1.pk).assignee_id is None
+    # a first round that fails is every agent's error, raised
+    statements.clear()
+    statements.append("the first statement now counts as the second")
+    with connection.execute_wrapper(second_claim_fails), pytest.raises(OperationalError):
+        _claims_in_rounds([(bob, bob.agent)])
+    assert Ticket.objects.get(pk=b1.pk).assignee_id is None
