@@ -271,16 +271,18 @@ class Progress:
             time.sleep(0.05)
 
 
-def below_web(proc, nice: int) -> None:  # type: ignore[no-untyped-def]
-    """Give `proc`'s processes less CPU than the web's when both want it, as a deployment gives its worker
+def start_workers_below_web(*, processes: int, threads: int, env: dict[str, str], nice: int):  # type: ignore[no-untyped-def]
+    """The workers, with less CPU than the web's when both want it, as a deployment gives its worker
     service a lower CPU weight (docs/deploy.md). Each Proc is a session of its own, and so under Linux's
     autogroup scheduling a group of its own that the scheduler weighs equally with every other: a
     per-process nice changes nothing between the groups, the group's nice does (/proc/<pid>/autogroup)."""
+    proc = start_workers(processes=processes, threads=threads, env=env)
     try:
         with open(f"/proc/{proc.popen.pid}/autogroup", "w") as f:
             f.write(str(nice))
     except OSError as exc:
         say(f"cannot lower the {proc.name}'s CPU weight: {exc}")
+    return proc
 
 
 def loss_and_duplicates(accepted: list[str]) -> dict[str, int]:
@@ -419,8 +421,8 @@ def main() -> None:
         web = start_server(port=port, workers=args.web_workers, env=web_env, fast=not args.no_fast_http,
                            interface=args.interface, balanced=args.server == "runweb")
         if not args.stagger:
-            worker = start_workers(processes=args.worker_processes, threads=args.worker_threads, env=worker_env)
-            below_web(worker, args.worker_nice)
+            worker = start_workers_below_web(processes=args.worker_processes, threads=args.worker_threads,
+                                             env=worker_env, nice=args.worker_nice)
         wait_until(lambda: port_open(port) or not web.alive, timeout=60, what="uvicorn to listen")
         if not web.alive:
             raise SystemExit(f"uvicorn died:\n{web.output()}")
@@ -441,8 +443,8 @@ def main() -> None:
             webhook_pg_ms = round(sum(cpu - pg_cpu0.get(pid, 0.0) for pid, cpu in postgres_cpu_seconds(db_name).items())
                                   * 1000 / max(len(sent1.accepted), 1), 3)
             say(f"webhooks alone: PostgreSQL {webhook_pg_ms} ms CPU per event")
-            worker = start_workers(processes=args.worker_processes, threads=args.worker_threads, env=worker_env)
-            below_web(worker, args.worker_nice)
+            worker = start_workers_below_web(processes=args.worker_processes, threads=args.worker_threads,
+                                             env=worker_env, nice=args.worker_nice)
             first_done = progress.wait_applied(1, stall_s=60, label="worker start", count_every=0)
             worker_cpu0 = worker.cpu_seconds()  # leave out the start-up imports
             already = progress.counts()[1]

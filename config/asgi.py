@@ -1,6 +1,5 @@
 """ASGI entry point: HTTP through Django, websockets through Channels."""
 
-import gc
 import os
 
 import django
@@ -27,16 +26,6 @@ application = ProtocolTypeRouter(
     }
 )
 
-# Everything loaded so far (Django, the apps, every view through the URLconf) lives as long as the
-# process: frozen, the cyclic collector no longer walks it. A full collection of that heap (about one
-# per 1,500 requests) took 70-500 ms on a busy machine, and for that long every request of the process
-# waited (bench/claim.py's p99; Instagram's gc.freeze()).
-import config.urls  # noqa: E402,F401
+from config.startup import load_and_freeze  # noqa: E402
 
-# The channel plugins too: loaded on first use (their entry points, 230 ms, most of it the Twitter
-# plugin's regular expressions), they made the first webhooks of each process wait that long, each
-# request thread arriving meanwhile loading them again (bench/ingest.py, docs/benchmarks.md).
-from omnidesk.plugins.registry import registry  # noqa: E402
-
-registry()
-gc.freeze()
+load_and_freeze()

@@ -6,7 +6,6 @@ X-Frame-Options default the security headers already set): about a seventh of a 
 (docs/benchmarks.md). Every other middleware, one added later included, runs for them as for pages.
 """
 
-import gc
 import os
 
 import django
@@ -51,15 +50,6 @@ def application(environ, start_response):  # type: ignore[no-untyped-def]
     return handler(environ, start_response)
 
 
-# As in config/asgi.py: everything loaded at start-up (Django, the apps, every view through the
-# URLconf) lives as long as the process; frozen, the cyclic collector no longer walks it on each full
-# collection (about one per 1,500 requests, each holding every request of the process meanwhile).
-import config.urls  # noqa: F401
+from config.startup import load_and_freeze  # noqa: E402
 
-# The channel plugins too: loaded on first use (their entry points, 230 ms, most of it the Twitter
-# plugin's regular expressions), they made the first webhooks of each process wait that long, each
-# request thread arriving meanwhile loading them again (bench/ingest.py, docs/benchmarks.md).
-from omnidesk.plugins.registry import registry
-
-registry()
-gc.freeze()
+load_and_freeze()

@@ -95,9 +95,14 @@ def queue_claim_next(*, user: Any) -> Ticket | None:
         return _claim_grouped(user=user, agent=agent)
     ticket = _claim_locked(user=user, agent=agent)
     if ticket is not None:
-        team = {ticket.pk: ticket.group_id}
-        transaction.on_commit(lambda: live.tickets_changed({ticket.pk: "claimed"}, teams=team))
+        _announce([ticket])
     return ticket
+
+
+def _announce(claimed: Sequence[Ticket]) -> None:
+    """After commit, tell the agents who may see them that these tickets were claimed."""
+    teams = {ticket.pk: ticket.group_id for ticket in claimed}
+    transaction.on_commit(lambda: live.tickets_changed(dict.fromkeys(teams, "claimed"), teams=teams))
 
 
 def _at_capacity(agent: Agent) -> AtCapacity:
@@ -237,15 +242,15 @@ def _claims_in_rounds(claims: Sequence[tuple[Any, Agent | None]]) -> list[_Claim
     round; the first agent of each round always gets its answer, so it ends. A round that fails is
     the error of its agents and of those still waiting, not of those an earlier round (committed) served."""
     outcome: dict[int, _Claimed] = {}
+    keys = [_claim_key(user, agent) for user, agent in claims]
     waiting = list(range(len(claims)))
     now = timezone.now()  # the time of all of them: they are made together
-    changed: dict[int, str] = {}
-    teams: dict[int, int | None] = {}
+    claimed: list[Ticket] = []
     while waiting:
-        key, seen, this, later = _claim_key(*claims[waiting[0]]), set(), [], []  # type: ignore[var-annotated]
+        key, seen, this, later = keys[waiting[0]], set(), [], []  # type: ignore[var-annotated]
         for i in waiting:
-            user, agent = claims[i]
-            if user.pk in seen or _claim_key(user, agent) != key:
+            user = claims[i][0]
+            if user.pk in seen or keys[i] != key:
                 later.append(i)
                 continue
             this.append(i)
@@ -263,13 +268,13 @@ def _claims_in_rounds(claims: Sequence[tuple[Any, Agent | None]]) -> list[_Claim
             elif row[0] is not None:
                 ticket = outcome[i] = _ticket_from_row(row)
                 ticket.assignee = claims[i][0]
-                changed[ticket.pk], teams[ticket.pk] = "claimed", ticket.group_id
+                claimed.append(ticket)
             else:
                 agent = claims[i][1]
                 outcome[i] = _at_capacity(agent) if full and agent is not None else None
         waiting = sorted(later)
-    if changed:
-        transaction.on_commit(lambda: live.tickets_changed(changed, teams=teams))
+    if claimed:
+        _announce(claimed)
     return [outcome[i] for i in range(len(claims))]
 
 
