@@ -107,3 +107,21 @@ def test_the_web_process_loads_and_freezes_views_and_plugins_at_startup(module):
                          timeout=120, check=True).stdout.split()
     # the views came with the URLconf and the plugins with the registry, both before the freeze
     assert int(out[0]) > 50_000 and out[1:] == ["True", "1", "True"]
+
+
+@pytest.mark.django_db
+def test_the_web_process_opens_its_whole_database_pool_at_startup(postgres):
+    """With DATABASE_POOL_MAX_SIZE the pool is of a fixed size by default and fills as the process starts,
+    before any request: the first burst of claims used to wait for new connections (and their statements
+    to be prepared), 100-350 ms each (bench/claim.py)."""
+    import subprocess
+    import sys
+
+    from omnidesk.devtools.procs import ROOT, child_env, subprocess_database_url
+
+    code = ("import config.asgi; from django.db import connection; pool = connection.pool; pool.wait(30);"
+            " print(pool.get_stats()['pool_size'], pool.min_size, pool.max_size)")
+    env = child_env(DATABASE_URL=subprocess_database_url(), DATABASE_POOL_MAX_SIZE="3")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    assert out == ["3", "3", "3"]
