@@ -106,6 +106,7 @@ from omnidesk.devtools.procs import (  # noqa: E402,F401
     runweb_argv,
     serving_pids,
     uvicorn_argv,
+    wait_until_serving,
 )
 from omnidesk.devtools.procs import child_env as _child_env  # noqa: E402
 from omnidesk.devtools.procs import wait_until as _wait_until  # noqa: E402
@@ -149,8 +150,9 @@ def start_server(
     *, port: int, workers: int, env: Mapping[str, str], fast: bool = True, interface: str = "asgi", balanced: bool = False,
 ) -> Proc:
     """`workers` web processes serving config.asgi (web + websockets), or config.wsgi in a thread pool: with
-    `balanced`, `manage.py runweb` (a listening socket per process, as docs/deploy.md recommends), else
-    `uvicorn --workers` (one socket shared by the processes)."""
+    `balanced`, `manage.py runweb` (each connection accepted by the process holding the fewest, as
+    docs/deploy.md recommends), else `uvicorn --workers` (whichever process wakes first). Wait for it
+    with `wait_until_serving`."""
     if balanced:
         return Proc("web", runweb_argv(port=port, workers=workers, interface=interface, backlog=4096), env)
     return Proc("web", uvicorn_argv(port=port, workers=workers, interface=interface, fast=fast, backlog=4096), env)

@@ -28,8 +28,8 @@ from collections import Counter
 from datetime import timedelta
 
 from _common import (
-    bench_django, child_env, free_port, percentile, port_open, postgres_cpu_seconds, report,
-    reset_data, say, serving_pids, start_server, wait_until,
+    bench_django, child_env, free_port, percentile, postgres_cpu_seconds, report, reset_data, say, serving_pids,
+    start_server, wait_until_serving,
 )
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/omnidesk_bench_claim"
@@ -288,7 +288,7 @@ def main() -> None:
                           balanced=args.server == "runweb",
                           env=child_env(DATABASE_URL=url, LOG_LEVEL="WARNING", DATABASE_POOL_MAX_SIZE=pool))
     try:
-        wait_until(lambda: port_open(port), timeout=60, what="uvicorn")
+        wait_until_serving(server, port)
         time.sleep(1.0)
         say(f"phase B: HTTP, {args.agents} closed-loop clients, {args.web_workers} web process(es) "
             f"({args.server}, {args.interface}), {args.seconds:g}s")

@@ -41,14 +41,13 @@ from _common import (
     flush_broker,
     free_port,
     percentile,
-    port_open,
     postgres_cpu_seconds,
     report,
     reset_data,
     say,
     start_server,
     start_workers,
-    wait_until,
+    wait_until_serving,
 )
 
 from omnidesk.devtools.traffic import Conn  # the keep-alive HTTP/1.1 client the scale-out test uses too
@@ -423,9 +422,10 @@ def main() -> None:
         if not args.stagger:
             worker = start_workers_below_web(processes=args.worker_processes, threads=args.worker_threads,
                                              env=worker_env, nice=args.worker_nice)
-        wait_until(lambda: port_open(port) or not web.alive, timeout=60, what="uvicorn to listen")
-        if not web.alive:
-            raise SystemExit(f"uvicorn died:\n{web.output()}")
+        try:
+            wait_until_serving(web, port)
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
         time.sleep(3)  # let every web and worker process finish importing before the clock starts
         if worker is not None and not worker.alive:
             raise SystemExit(f"the dramatiq worker died:\n{worker.output()}")

@@ -88,11 +88,6 @@ def serving_pids(pids: Sequence[int], port: int) -> dict[int, int]:
     return {remote: pid for pid, remote, state in _tcp_sockets(pids, port) if state != "0A"}
 
 
-def listening_pids(pids: Sequence[int], port: int) -> set[int]:
-    """Those of the processes `pids` that listen on loopback `port`."""
-    return {pid for pid, _, state in _tcp_sockets(pids, port) if state == "0A"}
-
-
 def wait_until(
     predicate: Callable[[], bool], *, timeout: float, what: str, every: float = 0.05,
     error: type[BaseException] = AssertionError,
@@ -102,6 +97,21 @@ def wait_until(
         if time.monotonic() > deadline:
             raise error(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(every)
+
+
+def wait_until_serving(server: Proc, port: int, *, timeout: float = 120) -> None:
+    """Until the web server `server` serves on loopback `port`, or raise with its output. runweb's shared
+    socket accepts (and queues) connections from the moment it is bound, so it says when all its
+    processes serve; a plain uvicorn opens its port when it does."""
+    from omnidesk.workspace.management.commands.runweb import SERVING_LINE
+
+    if "runweb" in server.popen.args:
+        wait_until(lambda: SERVING_LINE in server.output(100_000) or not server.alive, timeout=timeout,
+                   what="runweb's processes to serve")
+    else:
+        wait_until(lambda: port_open(port) or not server.alive, timeout=timeout, what="uvicorn to listen")
+    if not server.alive:
+        raise RuntimeError(f"the web server died:\n{server.output()}")
 
 
 class Proc:
@@ -220,8 +230,8 @@ def uvicorn_argv(
 def runweb_argv(
     *, port: int, workers: int = 1, interface: str = "asgi", log_level: str = "warning", backlog: int | None = None,
 ) -> list[str]:
-    """`manage.py runweb`: uvicorn processes with a listening socket each, so that the kernel, not whichever
-    process wakes first, spreads the connections over them."""
+    """`manage.py runweb`: uvicorn processes sharing a listening socket, each new connection accepted by the
+    process holding the fewest (not by whichever wakes first)."""
     argv = [
         sys.executable, "manage.py", "runweb", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         "--interface", interface, "--log-level", log_level, "--no-access-log",

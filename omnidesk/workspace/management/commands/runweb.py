@@ -1,56 +1,35 @@
-"""The web tier: N uvicorn processes, each listening on a socket of its own (SO_REUSEPORT).
+"""The web tier: N uvicorn processes sharing one listening socket, each new connection accepted by
+the process that holds the fewest (omnidesk/workspace/accept.py).
 
-`uvicorn --workers N` has its processes accept from one shared socket, so whichever process is
+`uvicorn --workers N` has its processes accept from one shared socket too, but whichever process is
 awake first takes a burst of new connections: 50 keep-alive clients landed 37/14, 44/7 on two
-processes (bench/claim.py), and the busier process's requests waited three times as long. With a
-socket per process the kernel spreads new connections over the processes by their address hash,
-before any process is involved (25 ± 4 of 50 on two). uvicorn's own supervisor still starts,
-health-checks, restarts and stops the processes.
+processes (bench/claim.py), and the busier process's requests waited three times as long. A socket
+per process (SO_REUSEPORT, runweb until 2026-11) let the kernel spread them by their address hash,
+25 ± 4 of 50 on two, which still made the busier process's p99 ~20 % worse. uvicorn's own supervisor
+still starts, health-checks, restarts and stops the processes.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import sys
-from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from uvicorn.supervisors import Multiprocess
 
+from omnidesk.workspace.accept import Listener
+
+#: printed once the first processes have started (devtools.procs waits for it), with how many serve
+SERVING_LINE = "web: serving with"
+#: how long a process may take to load the project and serve
+STARTUP_TIMEOUT = 120.0
 APPS = {"asgi": ("config.asgi:application", "asgi3"), "wsgi": ("config.wsgi:application", "wsgi")}
-
-
-def reuse_port_socket(host: str, port: int, backlog: int) -> socket.socket:
-    """A listening TCP socket that shares `port` with the other processes' (the kernel balances between them)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-class OwnSocket:
-    """What uvicorn's supervisor hands each web process as its socket: unpickled in that process (uvicorn
-    spawns them), it becomes a socket of the process's own. The supervisor itself holds none, so a process
-    that dies takes its socket, and the connections waiting on it, out of the kernel's choice at once."""
-
-    def __init__(self, host: str, port: int, backlog: int) -> None:
-        self.host, self.port, self.backlog = host, port, backlog
-
-    def __reduce__(self) -> tuple[Any, tuple[str, int, int]]:
-        return reuse_port_socket, (self.host, self.port, self.backlog)
 
 
 class Command(BaseCommand):
     help = (
-        "Serve the web tier (pages, API, webhooks, websockets) from N processes, each with its own listening "
-        "socket, so that the kernel spreads connections evenly over them."
+        "Serve the web tier (pages, API, webhooks, websockets) from N processes sharing one listening socket, "
+        "each new connection going to the process that holds the fewest."
     )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
@@ -71,22 +50,37 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         import uvicorn
-        from uvicorn.supervisors import Multiprocess
 
         if options["workers"] < 1:
             raise CommandError("--workers must be at least 1")
         host, port, backlog = options["host"], options["port"], options["backlog"]
-        try:  # a port held by a server that does not share it: say so here, not in a loop of dying processes
-            reuse_port_socket(host, port, backlog).close()
+        try:  # a port already taken: say so here, not in a loop of dying processes
+            listener = Listener(host, port, backlog)
         except OSError as exc:
             raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         app, interface = APPS[options["interface"]]
         config = uvicorn.Config(
             app, interface=interface, host=host, port=port, workers=options["workers"], backlog=backlog,
             log_level=options["log_level"], access_log=not options["no_access_log"], lifespan="off",
+            loop="omnidesk.workspace.accept:new_event_loop",
             proxy_headers=True, forwarded_allow_ips=options["forwarded_allow_ips"],
             ws_per_message_deflate=options["ws_per_message_deflate"] == "true",
         )
         self.stdout.write(f"web: {options['workers']} process(es) on http://{host}:{port}/ ({options['interface']})")
         sys.stdout.flush()
-        Multiprocess(config, sockets=[OwnSocket(host, port, backlog)]).run()  # type: ignore[list-item]
+        try:
+            Supervisor(config, sockets=[listener]).run()  # type: ignore[list-item]
+        finally:
+            listener.close()
+
+
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor, saying when its first processes all serve: the shared socket accepts (and
+    queues) connections from the moment it is bound, before any process serves, so a port that answers
+    is no sign of it."""
+
+    def init_processes(self) -> None:
+        super().init_processes()
+        ready = sum(process.wait_until_ready(STARTUP_TIMEOUT, self.should_exit) for process in self.processes)
+        sys.stdout.write(f"{SERVING_LINE} {ready} of {len(self.processes)} process(es)\n")
+        sys.stdout.flush()
