@@ -171,7 +171,9 @@ class Accepting:
         self._recheck = None
         if self._closed:
             return
-        if not select.select([self._sock], [], [], 0)[0]:
+        waiting = select.poll()
+        waiting.register(self._sock, select.POLLIN)
+        if not waiting.poll(0):
             self._deferring_since = None  # a sibling took it: the next connection is deferred afresh
         self._loop.add_reader(self._sock.fileno(), self._readable)
 

@@ -84,6 +84,34 @@ def test_each_connection_goes_to_the_acceptor_holding_fewer():
     _run(main())
 
 
+def test_a_process_that_joins_late_takes_the_new_connections_until_it_holds_as_many():
+    """Connections arriving further apart than GRACE: the busier acceptor defers each one afresh."""
+
+    async def main() -> None:
+        listener = Listener("127.0.0.1", 0, 64)
+        port = listener.sock.getsockname()[1]
+        loop = asyncio.get_running_loop()
+        early = await loop.create_server(Held, sock=listener)
+        clients = await _connect(port, 4)
+        await _until(lambda: early.connections == 4)
+        twin = copy.copy(listener)
+        twin.sock = listener.sock.dup()
+        late = await loop.create_server(Held, sock=twin)
+        for n in range(4):
+            clients.append(socket.create_connection(("127.0.0.1", port)))
+            await _until(lambda n=n: late.connections == n + 1)
+            await asyncio.sleep(accept.GRACE * 1.5)
+        assert (early.connections, late.connections) == (4, 4)
+        for server in (early, late):
+            server.close()
+        for client in clients:
+            client.close()
+        listener.close()
+        twin.close()
+
+    _run(main())
+
+
 def test_a_sibling_that_does_not_accept_delays_a_connection_only_by_the_grace():
     """A live sibling holding fewer connections that does not take them (its loop busy, or stopped):
     the acceptor defers each for at most GRACE, then takes it."""
