@@ -46,6 +46,22 @@ async def _until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-un
         await asyncio.sleep(0.005)
 
 
+def _twin(listener: Listener) -> Listener:
+    """The listener as a second process gets it: the same socket and table, through a descriptor of its own."""
+    twin = copy.copy(listener)
+    twin.sock = listener.sock.dup()
+    return twin
+
+
+def _close(servers: list[Accepting], clients: list[socket.socket], listeners: list[Listener]) -> None:
+    for server in servers:
+        server.close()
+    for client in clients:
+        client.close()
+    for listener in listeners:
+        listener.close()
+
+
 def _run(coro) -> None:  # type: ignore[no-untyped-def]
     loop = new_event_loop()
     try:
@@ -59,8 +75,7 @@ def test_each_connection_goes_to_the_acceptor_holding_fewer():
         listener = Listener("127.0.0.1", 0, 64)
         port = listener.sock.getsockname()[1]
         loop = asyncio.get_running_loop()
-        twin = copy.copy(listener)  # as a second process gets it: the same socket and table, its own descriptor
-        twin.sock = listener.sock.dup()
+        twin = _twin(listener)
         one = await loop.create_server(Held, sock=listener)
         two = await loop.create_server(Held, sock=twin)
         assert isinstance(one, Accepting) and isinstance(two, Accepting)
@@ -74,12 +89,7 @@ def test_each_connection_goes_to_the_acceptor_holding_fewer():
         clients += await _connect(port, 4)
         await _until(lambda: one.connections + two.connections == 10)
         assert (one.connections, two.connections) == (5, 5)
-        for server in (one, two):
-            server.close()
-        for client in clients:
-            client.close()
-        listener.close()
-        twin.close()
+        _close([one, two], clients, [listener, twin])
 
     _run(main())
 
@@ -94,20 +104,14 @@ def test_a_process_that_joins_late_takes_the_new_connections_until_it_holds_as_m
         early = await loop.create_server(Held, sock=listener)
         clients = await _connect(port, 4)
         await _until(lambda: early.connections == 4)
-        twin = copy.copy(listener)
-        twin.sock = listener.sock.dup()
+        twin = _twin(listener)
         late = await loop.create_server(Held, sock=twin)
         for n in range(4):
             clients.append(socket.create_connection(("127.0.0.1", port)))
             await _until(lambda n=n: late.connections == n + 1)
             await asyncio.sleep(accept.GRACE * 1.5)
         assert (early.connections, late.connections) == (4, 4)
-        for server in (early, late):
-            server.close()
-        for client in clients:
-            client.close()
-        listener.close()
-        twin.close()
+        _close([early, late], clients, [listener, twin])
 
     _run(main())
 
@@ -131,10 +135,7 @@ def test_a_sibling_that_does_not_accept_delays_a_connection_only_by_the_grace():
         waited = (time.monotonic() - started) / 5
         # each was deferred (the acceptor holds more than its sibling from the second on) and then taken
         assert accept.GRACE * 0.5 < waited < accept.GRACE + 0.2
-        server.close()
-        for client in clients:
-            client.close()
-        listener.close()
+        _close([server], clients, [listener])
 
     _run(main())
 
@@ -151,9 +152,6 @@ def test_a_lone_process_accepts_at_once(held):  # type: ignore[no-untyped-def]
         clients.append(socket.create_connection(("127.0.0.1", port)))
         await _until(lambda: server.connections == held + 1)
         assert time.monotonic() - started < accept.GRACE  # no sibling to defer to
-        server.close()
-        for client in clients:
-            client.close()
-        listener.close()
+        _close([server], clients, [listener])
 
     _run(main())
