@@ -19,6 +19,7 @@ stuck in a send) does not wait: its nudge rides on the next round. Why:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -66,6 +67,13 @@ class _Publisher:
     """The nudges waiting to be sent, and the one thread that sends them."""
 
     def __init__(self) -> None:
+        self._start_empty()
+
+    def _start_empty(self) -> None:
+        """No nudge waiting, no thread, a lock no one holds: at start, and in a forked child, which
+        inherits none of the parent's threads (its publisher, or a caller holding the lock at the
+        fork, which would have held it in the child for ever), and must not send the parent's nudges
+        a second time."""
         self.lock = threading.Lock()
         self.work = threading.Condition(self.lock)  # the publisher waits here for something to send
         self.done = threading.Condition(self.lock)  # callers wait here for their round to be sent
@@ -150,3 +158,4 @@ def _send(actor: Any, args: tuple, options: dict) -> bool:
 
 
 _publisher = _Publisher()
+os.register_at_fork(after_in_child=_publisher._start_empty)

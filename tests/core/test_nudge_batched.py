@@ -59,3 +59,36 @@ def test_concurrent_callers_share_messages_and_every_id_is_sent_once():
     assert sorted(i for ids in sent for i in ids) == list(range(60))
     assert all(len(ids) <= 10 for ids in sent)
     assert len(sent) < 60  # callers that arrived during a send rode along
+
+
+def test_a_forked_child_sends_its_own_nudges_and_none_of_the_parents():
+    """A child forked while a caller held the publisher's lock and a nudge was waiting (as when a process
+    manager forks workers from a parent that sent nudges) starts with a publisher of its own: its nudge
+    is sent, the parent's is not sent again, and nothing waits on a lock no thread of the child holds."""
+    import os
+    import select
+    import signal
+
+    from omnidesk import broker as nudges
+
+    broker = StubBroker()
+    probe = _probe(broker, "forked")
+    reading, writing = os.pipe()
+    with nudges._publisher.lock:  # a caller of the parent in the middle of submitting
+        nudges._publisher.singles.append((probe, ([0],), {}))
+        pid = os.fork()
+        if pid == 0:  # the child: report what it sent, and never return into pytest
+            try:
+                nudge_batched(probe, [1], size=10)
+                os.write(writing, repr(_sent(broker, "forked")).encode())
+            finally:
+                os._exit(0)
+        nudges._publisher.singles.clear()
+    os.close(writing)
+    with os.fdopen(reading) as answer:
+        answered = select.select([answer], [], [], 10)[0]
+        if not answered:  # stuck on the inherited lock
+            os.kill(pid, signal.SIGKILL)
+        text = answer.read() if answered else "(no answer in 10 s)"
+    os.waitpid(pid, 0)
+    assert text == "[[1]]"
