@@ -198,3 +198,11 @@ class TicketConsumer(LiveConsumer):
 
     async def ticket_changed(self, event: dict) -> None:
         await self.send_json({"event": "ticket.changed", "ticket": event["ticket"], "change": event["change"]})
+
+
+class NoSuchSocket(AsyncJsonWebsocketConsumer):
+    """Any other ws/ path: the handshake is refused (close code 4404, as for a ticket one may not see);
+    without it the router raised and the server answered 500, logging a traceback per request."""
+
+    async def connect(self) -> None:
+        await self.close(code=4404)

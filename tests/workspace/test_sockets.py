@@ -189,3 +189,13 @@ async def _failing():  # type: ignore[no-untyped-def]
         assert await asyncio.wait_for(fine.got.get(), 5) == live.tickets_payload({n: "created"})
     for socket in (broken, fine):
         await relay.leave("desk.group.99", socket)
+
+
+@pytest.mark.parametrize("path", ["/ws/nowhere/", "/ws/tickets/abc/", "/"])
+def test_a_socket_to_an_unknown_path_is_refused_not_an_error(path):  # type: ignore[no-untyped-def]
+    async def scenario() -> tuple[bool, int]:
+        c = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://127.0.0.1")])
+        connected, code = await c.connect()
+        return connected, code
+
+    assert async_to_sync(scenario)() == (False, 4404)
