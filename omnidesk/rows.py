@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import weakref
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, time
@@ -152,7 +153,13 @@ def prepared_cursor() -> Any:
     on every call, ~1 ms of PostgreSQL CPU (docs/benchmarks.md). So the connection's threshold
     becomes "never on its own" and these cursors ask for preparing; other server-binding cursors
     on the connection (the parity report's) still never prepare. A deployment behind such a
-    pooler sets OPTIONS["prepare_threshold"] and that choice is kept."""
+    pooler sets OPTIONS["prepare_threshold"] and that choice is kept.
+
+    Planned once means a generic plan, the one tests/core/test_ingest_plans.py and the claim's plan
+    test check: the connection's plan_cache_mode is set to force it (`_plan_generically`). Left to
+    itself PostgreSQL planned the first five calls of each statement for their parameters, and then
+    kept doing so for the claim, whose generic plan it costed higher: every claim was planned again,
+    2-3 ms of PostgreSQL CPU per round of claims, as long as its execution (bench/claim.py)."""
     if connection.vendor != "postgresql":
         return connection.cursor()
     import psycopg
@@ -162,6 +169,9 @@ def prepared_cursor() -> Any:
     prepare = "prepare_threshold" not in connection.settings_dict["OPTIONS"]
     if prepare and raw_connection.prepare_threshold is None:
         raw_connection.prepare_threshold = _NEVER_ON_ITS_OWN
+    if prepare and raw_connection not in _generic:
+        with connection.wrap_database_errors:
+            _plan_generically(raw_connection)
     with connection.wrap_database_errors:
         raw = (_preparing_cursor() if prepare else psycopg.Cursor)(raw_connection)
     return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
@@ -169,6 +179,20 @@ def prepared_cursor() -> Any:
 
 #: a psycopg prepare_threshold no statement reaches: only an explicit prepare=True prepares
 _NEVER_ON_ITS_OWN = 2**31 - 1
+#: the server connections whose session plans prepared statements generically
+_generic: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _plan_generically(raw_connection: Any) -> None:
+    """Set the session's plan_cache_mode to force_generic_plan, once per server connection (a pool hands
+    it from request to request with its settings). Only outside a transaction: a SET made inside one is
+    undone if it rolls back, so a connection first met inside one is set the next time it is idle. Only
+    prepared statements (and PL/pgSQL's, none here) follow this setting: the ORM's are not prepared."""
+    import psycopg
+
+    if raw_connection.autocommit and raw_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        raw_connection.execute("SET plan_cache_mode = force_generic_plan")
+        _generic.add(raw_connection)
 
 
 @functools.cache

@@ -183,3 +183,17 @@ def test_a_round_that_fails_is_the_error_of_its_own_agents_only(postgres, api_ac
     with connection.execute_wrapper(second_claim_fails), pytest.raises(OperationalError):
         _claims_in_rounds([(bob, bob.agent)])
     assert Ticket.objects.get(pk=b1.pk).assignee_id is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_claim_is_planned_once_per_connection_not_on_every_call(postgres, api_account):
+    """Its generic plan (the one the test above checks) from the first call on: PostgreSQL, left to choose,
+    planned it for its parameters on every call, 2-3 ms of its CPU per round (bench/claim.py)."""
+    support = Group.objects.get(name="Support")
+    _tickets(api_account, support, 30, first_due_in=timedelta(hours=1))
+    people = _people([(f"p{i}", [support]) for i in range(3)])
+    for _ in range(8):
+        _claims_in_rounds([(user, user.agent) for user in people])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'WITH who AS%%'")
+        assert cursor.fetchall() == [(8, 0)]
