@@ -27,8 +27,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-import weakref
 import json
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from typing import Any
@@ -36,7 +36,6 @@ from typing import Any
 from django.db import DatabaseError, IntegrityError, connection
 from django.db.models import Field, Model, signals
 from django.db.models.base import ModelState
-
 
 #: a model, or a model and the names of the only fields to read of it (the others are left deferred: read
 #: from the database if ever used, as with QuerySet.only)
