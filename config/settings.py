@@ -87,8 +87,7 @@ else:
     _pool_max = env.int("DATABASE_POOL_MAX_SIZE", default=0)
     if _pool_max:
         # A fixed size by default (HikariCP's advice): all of it is opened as the process starts
-        # (config/startup.py), not by the first burst of requests, each of which waited for a new
-        # connection and for its statements to be prepared (the first 50 claims: 100-350 ms)
+        # (config/startup.py), not by the first burst of requests, which waited for new connections
         DATABASES["default"]["OPTIONS"]["pool"] = {
             "min_size": min(env.int("DATABASE_POOL_MIN_SIZE", default=_pool_max), _pool_max),
             "max_size": _pool_max, "timeout": 10,

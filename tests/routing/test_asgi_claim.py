@@ -112,8 +112,7 @@ def test_the_web_process_loads_and_freezes_views_and_plugins_at_startup(module):
 @pytest.mark.django_db
 def test_the_web_process_opens_its_whole_database_pool_at_startup(postgres):
     """With DATABASE_POOL_MAX_SIZE the pool is of a fixed size by default and fills as the process starts,
-    before any request: the first burst of claims used to wait for new connections (and their statements
-    to be prepared), 100-350 ms each (bench/claim.py)."""
+    before any request: the first burst of claims used to wait for new connections (bench/claim.py)."""
     import subprocess
     import sys
 
